@@ -1,0 +1,185 @@
+//! The Azure Resource Manager client for container groups, with a bearer token from the
+//! configured credential. Hand-rolled: there is no 1.x ACI management crate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use reqwest::{Client, Method, RequestBuilder};
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::decide::MANAGED_BY;
+use crate::retry::{self, CallError, RetryPolicy};
+
+/// What we know of a container group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    /// ARM's `provisioningState` (`Succeeded`, `Failed`, `Creating`, …).
+    pub provisioning_state: Option<String>,
+    /// `instanceView.state` (`Running`, `Succeeded`, `Failed`, …); only a GET carries it.
+    pub instance_state: Option<String>,
+}
+
+impl Group {
+    pub fn managed(&self) -> bool {
+        self.tags.get("managed-by").map(String::as_str) == Some(MANAGED_BY)
+    }
+
+    /// Finished or broken: the container exited, or ARM gave up creating it.
+    pub fn terminal(&self) -> bool {
+        let is = |s: &Option<String>, v: &[&str]| s.as_deref().is_some_and(|s| v.iter().any(|x| s.eq_ignore_ascii_case(x)));
+        is(&self.provisioning_state, &["Failed", "Canceled"]) || is(&self.instance_state, &["Succeeded", "Failed", "Terminated", "Stopped"])
+    }
+
+    pub fn created_at(&self) -> Option<OffsetDateTime> {
+        let t = self.tags.get("created-at")?;
+        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawGroup {
+    name: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    properties: Value,
+}
+
+impl From<RawGroup> for Group {
+    fn from(r: RawGroup) -> Group {
+        let s = |v: &Value| v.as_str().map(str::to_string);
+        Group {
+            provisioning_state: s(&r.properties["provisioningState"]),
+            instance_state: s(&r.properties["instanceView"]["state"]),
+            name: r.name,
+            tags: r.tags,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Arm {
+    http: Client,
+    credential: Arc<dyn TokenCredential>,
+    base: String,
+    scope: String,
+    groups_path: String,
+    api_version: String,
+    retry: RetryPolicy,
+}
+
+impl Arm {
+    pub fn new(http: Client, credential: Arc<dyn TokenCredential>, base: &str, subscription: &str, resource_group: &str, api_version: &str, retry: RetryPolicy) -> Self {
+        let base = base.trim_end_matches('/').to_string();
+        Arm {
+            http,
+            credential,
+            scope: format!("{base}/.default"),
+            groups_path: format!("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerInstance/containerGroups"),
+            base,
+            api_version: api_version.to_string(),
+            retry,
+        }
+    }
+
+    async fn authed(&self, op: &'static str, method: Method, url: &str) -> Result<RequestBuilder, CallError> {
+        let token = self
+            .credential
+            .get_token(&[&self.scope], None)
+            .await
+            .map_err(|e| CallError::Other { op, message: format!("no Azure token: {e}"), transient: true })?;
+        Ok(self.http.request(method, url).bearer_auth(token.token.secret()))
+    }
+
+    fn group_url(&self, name: &str) -> String {
+        format!("{}{}/{name}?api-version={}", self.base, self.groups_path, self.api_version)
+    }
+
+    /// PUT the container group (create). ARM answers 201 (or 200) and creates it in the
+    /// background; the sweeper removes any that end up failed.
+    pub async fn put_group(&self, name: &str, body: &Value) -> Result<(), CallError> {
+        const OP: &str = "arm.put-container-group";
+        let url = self.group_url(name);
+        retry::send(OP, &self.retry, &[], || async { Ok(self.authed(OP, Method::PUT, &url).await?.json(body)) }).await?;
+        Ok(())
+    }
+
+    /// GET one group with its instance view; `None` if it does not exist.
+    pub async fn get_group(&self, name: &str) -> Result<Option<Group>, CallError> {
+        const OP: &str = "arm.get-container-group";
+        let url = self.group_url(name);
+        let resp = retry::send(OP, &self.retry, &[404], || async { self.authed(OP, Method::GET, &url).await }).await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        let raw: RawGroup = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+        Ok(Some(raw.into()))
+    }
+
+    /// Every container group in the resource group (following `nextLink`). The list carries
+    /// no instance view: call [`Arm::get_group`] for a group's state.
+    pub async fn list_groups(&self) -> Result<Vec<Group>, CallError> {
+        const OP: &str = "arm.list-container-groups";
+        let mut url = format!("{}{}?api-version={}", self.base, self.groups_path, self.api_version);
+        let mut out = Vec::new();
+        loop {
+            let u = url.clone();
+            let resp = retry::send(OP, &self.retry, &[], || async { self.authed(OP, Method::GET, &u).await }).await?;
+            #[derive(Deserialize)]
+            struct Page {
+                #[serde(default)]
+                value: Vec<RawGroup>,
+                #[serde(rename = "nextLink", default)]
+                next_link: Option<String>,
+            }
+            let page: Page = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+            out.extend(page.value.into_iter().map(Group::from));
+            match page.next_link.filter(|l| !l.is_empty()) {
+                Some(next) => url = next,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// DELETE a group. 200/202 (accepted, deleting in the background) and 204/404 (already
+    /// gone) all count as done.
+    pub async fn delete_group(&self, name: &str) -> Result<(), CallError> {
+        const OP: &str = "arm.delete-container-group";
+        let url = self.group_url(name);
+        retry::send(OP, &self.retry, &[404], || async { self.authed(OP, Method::DELETE, &url).await }).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixture_group_reads_its_state() {
+        // shared/fixtures/arm/containerinstance/ContainerGroupsGet_Succeeded.json (trimmed)
+        let raw: RawGroup = serde_json::from_value(serde_json::json!({
+            "name": "demo1", "properties": {"provisioningState": "Succeeded", "osType": "Linux"}
+        }))
+        .unwrap();
+        let g = Group::from(raw);
+        assert_eq!(g.provisioning_state.as_deref(), Some("Succeeded"));
+        assert!(!g.managed() && !g.terminal());
+    }
+
+    #[test]
+    fn terminal_states() {
+        let g = |p: &str, i: Option<&str>| Group { name: "x".into(), tags: BTreeMap::new(), provisioning_state: Some(p.into()), instance_state: i.map(str::to_string) };
+        assert!(g("Failed", None).terminal());
+        assert!(g("Succeeded", Some("Succeeded")).terminal());
+        assert!(g("Succeeded", Some("Failed")).terminal());
+        assert!(!g("Succeeded", Some("Running")).terminal());
+        assert!(!g("Creating", None).terminal());
+        assert!(!g("Succeeded", Some("Pending")).terminal());
+    }
+}

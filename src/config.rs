@@ -1,0 +1,454 @@
+//! One typed `Config`, read once at start from an injected environment.
+//!
+//! Every error names the setting it is about. Tests pass a map; `main` passes the process
+//! environment. Nothing here reads `std::env` itself.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::retry::RetryPolicy;
+
+/// Labels GitHub gives every self-hosted runner; a job asking only for these is not ours.
+pub const DEFAULT_LABELS: &[&str] = &["self-hosted", "linux", "windows", "macos", "x64", "arm", "arm64"];
+
+/// Longest prefix that still leaves room for `-<run id>-<attempt>-<8 hex>` inside ARM's
+/// 63-character limit (run ids are int64: 19 digits; attempts: up to 10 digits).
+pub const MAX_PREFIX_LEN: usize = 63 - (1 + 19 + 1 + 10 + 1 + 8);
+
+#[derive(Debug, thiserror::Error)]
+#[error("setting {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+fn err(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { setting, message: message.into() }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Runners are registered to the job's (or token's) repository.
+    Repo,
+    /// Runners are registered to the repository's organization, in this runner group.
+    Org { runner_group_id: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub key_vault_url: String,
+    pub pat_secret_name: String,
+    pub webhook_secret_name: String,
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub location: String,
+    pub azure_client_id: Option<String>,
+    pub runner_labels: Vec<String>,
+    pub scope: Scope,
+    pub image: String,
+    pub cpu: f64,
+    pub memory_gb: f64,
+    pub subnet_id: Option<String>,
+    pub name_prefix: String,
+    pub max_runners: u32,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+    pub sweep_schedule: String,
+    pub allowed_repositories: Vec<String>,
+    pub allowed_owners: Vec<String>,
+    pub oidc_audience: Option<String>,
+    pub oidc_issuer: String,
+    pub github_api_url: String,
+    pub arm_url: String,
+    pub aci_api_version: String,
+    pub dry_run: bool,
+    pub http_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub secret_cache_ttl: Duration,
+}
+
+/// Where settings come from: the process environment in `main`, a map in tests.
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+struct Reader<'a> {
+    env: &'a dyn Env,
+}
+
+impl Reader<'_> {
+    /// A set, non-blank value, trimmed.
+    fn opt(&self, name: &'static str) -> Option<String> {
+        self.env.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.opt(name).ok_or_else(|| err(name, "is required but not set"))
+    }
+
+    fn or(&self, name: &'static str, default: &str) -> String {
+        self.opt(name).unwrap_or_else(|| default.to_string())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &'static str, default: T, what: &str) -> Result<T, ConfigError> {
+        match self.opt(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| err(name, format!("{v:?} is not {what}"))),
+        }
+    }
+
+    fn positive(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        let v: u64 = self.parse(name, default, "a whole number")?;
+        if v == 0 {
+            return Err(err(name, "must be greater than 0"));
+        }
+        Ok(v)
+    }
+
+    fn bool(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.opt(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false") | Some("0") | Some("no") => Ok(false),
+            Some("true") | Some("1") | Some("yes") => Ok(true),
+            Some(v) => Err(err(name, format!("{v:?} is not true or false"))),
+        }
+    }
+
+    fn https_url(&self, name: &'static str, default: Option<&str>) -> Result<String, ConfigError> {
+        let v = match default {
+            Some(d) => self.or(name, d),
+            None => self.required(name)?,
+        };
+        if !(v.starts_with("https://") || v.starts_with("http://")) {
+            return Err(err(name, format!("{v:?} is not an http(s) URL")));
+        }
+        Ok(v.trim_end_matches('/').to_string())
+    }
+
+    fn list(&self, name: &'static str) -> Vec<String> {
+        self.opt(name)
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// ARM's rule for container group names, which are also our runner names.
+pub fn check_arm_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("{name:?} must be 1 to 63 characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err(format!("{name:?} may hold only lowercase letters, digits and hyphens"));
+    }
+    if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+        return Err(format!("{name:?} may not start or end with a hyphen or hold two in a row"));
+    }
+    Ok(())
+}
+
+fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
+    check_arm_name(prefix).map_err(|m| err("RUNNER_NAME_PREFIX", m))?;
+    if prefix.len() > MAX_PREFIX_LEN {
+        return Err(err(
+            "RUNNER_NAME_PREFIX",
+            format!("{prefix:?} is longer than {MAX_PREFIX_LEN} characters, so some runner names would exceed ARM's 63"),
+        ));
+    }
+    if !prefix.as_bytes()[0].is_ascii_lowercase() {
+        return Err(err("RUNNER_NAME_PREFIX", format!("{prefix:?} must start with a lowercase letter")));
+    }
+    Ok(())
+}
+
+fn check_labels(labels: &[String]) -> Result<(), ConfigError> {
+    if labels.is_empty() {
+        return Err(err("RUNNER_LABELS", "must name at least one label"));
+    }
+    if let Some(bad) = labels.iter().find(|l| l.len() > 100 || l.contains(char::is_whitespace)) {
+        return Err(err("RUNNER_LABELS", format!("{bad:?} is not a valid label")));
+    }
+    if labels.iter().all(|l| DEFAULT_LABELS.contains(&l.to_ascii_lowercase().as_str())) {
+        return Err(err(
+            "RUNNER_LABELS",
+            "must hold at least one label that is not a GitHub default (self-hosted, OS, architecture), such as aci",
+        ));
+    }
+    Ok(())
+}
+
+/// NCRONTAB as the Functions timer trigger takes it: six fields, seconds first.
+fn check_schedule(s: &str) -> Result<(), ConfigError> {
+    let fields = s.split_whitespace().count();
+    if fields != 6 {
+        return Err(err(
+            "SWEEP_SCHEDULE",
+            format!("{s:?} has {fields} fields; NCRONTAB needs 6 (second minute hour day month weekday)"),
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads and checks every setting. The first problem found is returned, naming its setting.
+    pub fn from_env(env: &dyn Env) -> Result<Config, ConfigError> {
+        Self::read(env, false)
+    }
+
+    /// The same, but with built-in stand-ins for the settings that say where things live
+    /// (vault, subscription, resource group, location), for `handler plan`, which makes no calls.
+    pub fn for_plan(env: &dyn Env) -> Result<Config, ConfigError> {
+        Self::read(env, true)
+    }
+
+    fn read(env: &dyn Env, stand_ins: bool) -> Result<Config, ConfigError> {
+        let r = Reader { env };
+        let where_ = |name: &'static str, stand_in: &str| -> Result<String, ConfigError> {
+            if stand_ins {
+                Ok(r.or(name, stand_in))
+            } else {
+                r.required(name)
+            }
+        };
+        let key_vault_url = if stand_ins {
+            r.https_url("KEY_VAULT_URL", Some("https://example-vault.vault.azure.net"))?
+        } else {
+            r.https_url("KEY_VAULT_URL", None)?
+        };
+        let subscription_id = where_("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")?;
+        let resource_group = where_("RUNNER_RESOURCE_GROUP", "rg-aci-runners")?;
+        let location = where_("RUNNER_LOCATION", "westeurope")?;
+
+        let runner_labels = {
+            let l = r.list("RUNNER_LABELS");
+            if l.is_empty() && r.opt("RUNNER_LABELS").is_none() {
+                vec!["self-hosted".into(), "linux".into(), "x64".into(), "aci".into()]
+            } else {
+                l
+            }
+        };
+        check_labels(&runner_labels)?;
+
+        let scope = match r.or("RUNNER_SCOPE", "repo").to_ascii_lowercase().as_str() {
+            "repo" => Scope::Repo,
+            "org" => Scope::Org { runner_group_id: r.positive("RUNNER_GROUP_ID", 1)? },
+            other => return Err(err("RUNNER_SCOPE", format!("{other:?} is neither repo nor org"))),
+        };
+
+        let cpu: f64 = r.parse("RUNNER_CPU", 2.0, "a number of cores")?;
+        if !(cpu > 0.0 && cpu <= 32.0) {
+            return Err(err("RUNNER_CPU", format!("{cpu} is outside 0 to 32 cores")));
+        }
+        let memory_gb: f64 = r.parse("RUNNER_MEMORY_GB", 4.0, "a number of GB")?;
+        if !(memory_gb > 0.0 && memory_gb <= 256.0) {
+            return Err(err("RUNNER_MEMORY_GB", format!("{memory_gb} is outside 0 to 256 GB")));
+        }
+
+        let subnet_id = r.opt("RUNNER_SUBNET_ID");
+        if let Some(s) = &subnet_id {
+            let lower = s.to_ascii_lowercase();
+            if !(lower.starts_with("/subscriptions/") && lower.contains("/providers/microsoft.network/virtualnetworks/") && lower.contains("/subnets/")) {
+                return Err(err("RUNNER_SUBNET_ID", format!("{s:?} is not a subnet resource id (/subscriptions/…/providers/Microsoft.Network/virtualNetworks/…/subnets/…)")));
+            }
+        }
+
+        let name_prefix = r.or("RUNNER_NAME_PREFIX", "aci-runner");
+        check_prefix(&name_prefix)?;
+
+        let image = r.or("RUNNER_IMAGE", "ghcr.io/actions/actions-runner:latest");
+        if image.contains(char::is_whitespace) {
+            return Err(err("RUNNER_IMAGE", format!("{image:?} is not an image reference")));
+        }
+
+        let sweep_schedule = r.or("SWEEP_SCHEDULE", "0 */5 * * * *");
+        check_schedule(&sweep_schedule)?;
+
+        let max_runners: u32 = r.parse("MAX_RUNNERS", 20, "a whole number")?;
+        if max_runners == 0 {
+            return Err(err("MAX_RUNNERS", "must be greater than 0"));
+        }
+        let idle = r.positive("RUNNER_IDLE_TIMEOUT_MINUTES", 15)?;
+        let lifetime = r.positive("RUNNER_MAX_LIFETIME_MINUTES", 360)?;
+        if lifetime < idle {
+            return Err(err("RUNNER_MAX_LIFETIME_MINUTES", format!("{lifetime} is shorter than RUNNER_IDLE_TIMEOUT_MINUTES ({idle})")));
+        }
+
+        let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>();
+        let allowed_repositories = lower(r.list("ALLOWED_REPOSITORIES"));
+        if let Some(bad) = allowed_repositories.iter().find(|s| s.split('/').count() != 2 || s.starts_with('/') || s.ends_with('/')) {
+            return Err(err("ALLOWED_REPOSITORIES", format!("{bad:?} is not owner/name")));
+        }
+        let allowed_owners = lower(r.list("ALLOWED_OWNERS"));
+
+        let retry = RetryPolicy {
+            max_attempts: r.positive("RETRY_MAX_ATTEMPTS", 4)? as u32,
+            base_delay: Duration::from_millis(r.parse("RETRY_BASE_DELAY_MS", 500, "a number of milliseconds")?),
+            max_delay: Duration::from_secs(r.parse("RETRY_MAX_DELAY_SECONDS", 20, "a number of seconds")?),
+        };
+
+        Ok(Config {
+            key_vault_url,
+            pat_secret_name: r.or("GITHUB_PAT_SECRET_NAME", "github-pat"),
+            webhook_secret_name: r.or("GITHUB_WEBHOOK_SECRET_NAME", "github-webhook-secret"),
+            subscription_id,
+            resource_group,
+            location,
+            azure_client_id: r.opt("AZURE_CLIENT_ID"),
+            runner_labels,
+            scope,
+            image,
+            cpu,
+            memory_gb,
+            subnet_id,
+            name_prefix,
+            max_runners,
+            idle_timeout: Duration::from_secs(idle * 60),
+            max_lifetime: Duration::from_secs(lifetime * 60),
+            sweep_schedule,
+            allowed_repositories,
+            allowed_owners,
+            oidc_audience: r.opt("OIDC_AUDIENCE"),
+            oidc_issuer: r.https_url("OIDC_ISSUER", Some("https://token.actions.githubusercontent.com"))?,
+            github_api_url: r.https_url("GITHUB_API_URL", Some("https://api.github.com"))?,
+            arm_url: r.https_url("AZURE_RESOURCE_MANAGER_URL", Some("https://management.azure.com"))?,
+            aci_api_version: r.or("ACI_API_VERSION", "2025-09-01"),
+            dry_run: r.bool("DRY_RUN")?,
+            http_timeout: Duration::from_secs(r.positive("HTTP_TIMEOUT_SECONDS", 30)?),
+            retry,
+            secret_cache_ttl: Duration::from_secs(r.parse("SECRET_CACHE_SECONDS", 300, "a number of seconds")?),
+        })
+    }
+
+    /// Is a repository (`owner/name`) allowed by `ALLOWED_REPOSITORIES` / `ALLOWED_OWNERS`?
+    pub fn repository_allowed(&self, full_name: &str) -> bool {
+        if self.allowed_repositories.is_empty() && self.allowed_owners.is_empty() {
+            return true;
+        }
+        let full = full_name.to_ascii_lowercase();
+        let owner = full.split('/').next().unwrap_or("");
+        self.allowed_repositories.iter().any(|r| *r == full) || self.allowed_owners.iter().any(|o| o == owner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = [
+            ("KEY_VAULT_URL", "https://kv.vault.azure.net/"),
+            ("AZURE_SUBSCRIPTION_ID", "sub"),
+            ("RUNNER_RESOURCE_GROUP", "rg"),
+            ("RUNNER_LOCATION", "westeurope"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            m.insert(k.to_string(), v.to_string());
+        }
+        m
+    }
+
+    fn error_of(pairs: &[(&str, &str)]) -> ConfigError {
+        Config::from_env(&env(pairs)).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(c.key_vault_url, "https://kv.vault.azure.net");
+        assert_eq!(c.pat_secret_name, "github-pat");
+        assert_eq!(c.webhook_secret_name, "github-webhook-secret");
+        assert_eq!(c.runner_labels, ["self-hosted", "linux", "x64", "aci"]);
+        assert_eq!(c.scope, Scope::Repo);
+        assert_eq!(c.image, "ghcr.io/actions/actions-runner:latest");
+        assert_eq!((c.cpu, c.memory_gb), (2.0, 4.0));
+        assert_eq!(c.name_prefix, "aci-runner");
+        assert_eq!(c.max_runners, 20);
+        assert_eq!(c.idle_timeout, Duration::from_secs(15 * 60));
+        assert_eq!(c.max_lifetime, Duration::from_secs(360 * 60));
+        assert_eq!(c.sweep_schedule, "0 */5 * * * *");
+        assert_eq!(c.oidc_issuer, "https://token.actions.githubusercontent.com");
+        assert_eq!(c.github_api_url, "https://api.github.com");
+        assert_eq!(c.arm_url, "https://management.azure.com");
+        assert_eq!(c.aci_api_version, "2025-09-01");
+        assert!(!c.dry_run && c.oidc_audience.is_none() && c.subnet_id.is_none());
+    }
+
+    #[test]
+    fn missing_required_setting_is_named() {
+        let mut e = env(&[]);
+        e.remove("RUNNER_RESOURCE_GROUP");
+        let got = Config::from_env(&e).unwrap_err();
+        assert_eq!(got.setting, "RUNNER_RESOURCE_GROUP");
+        assert!(got.to_string().starts_with("setting RUNNER_RESOURCE_GROUP: "));
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("prefix with uppercase", "RUNNER_NAME_PREFIX", "ACI"),
+            ("prefix with trailing hyphen", "RUNNER_NAME_PREFIX", "aci-"),
+            ("prefix with double hyphen", "RUNNER_NAME_PREFIX", "aci--runner"),
+            ("prefix too long for every name to fit", "RUNNER_NAME_PREFIX", "a-very-long-runner-prefix-x"),
+            ("prefix starting with a digit", "RUNNER_NAME_PREFIX", "1aci"),
+            ("scope neither repo nor org", "RUNNER_SCOPE", "enterprise"),
+            ("cpu not a number", "RUNNER_CPU", "two"),
+            ("memory zero", "RUNNER_MEMORY_GB", "0"),
+            ("max runners zero", "MAX_RUNNERS", "0"),
+            ("max runners negative", "MAX_RUNNERS", "-1"),
+            ("dry run not a bool", "DRY_RUN", "maybe"),
+            ("only default labels can never be served", "RUNNER_LABELS", "self-hosted,linux"),
+            ("five-field cron", "SWEEP_SCHEDULE", "*/5 * * * *"),
+            ("repository without owner", "ALLOWED_REPOSITORIES", "hello-world"),
+            ("subnet that is not a subnet id", "RUNNER_SUBNET_ID", "my-subnet"),
+            ("vault url without scheme", "KEY_VAULT_URL", "kv.vault.azure.net"),
+            ("lifetime shorter than idle timeout", "RUNNER_MAX_LIFETIME_MINUTES", "5"),
+        ];
+        for (rule, setting, value) in cases {
+            let e = error_of(&[(setting, value)]);
+            assert_eq!(e.setting, *setting, "{rule}: {e}");
+        }
+    }
+
+    #[test]
+    fn org_scope_reads_the_runner_group() {
+        let c = Config::from_env(&env(&[("RUNNER_SCOPE", "org"), ("RUNNER_GROUP_ID", "7")])).unwrap();
+        assert_eq!(c.scope, Scope::Org { runner_group_id: 7 });
+    }
+
+    #[test]
+    fn longest_allowed_prefix_fits_every_name() {
+        let prefix = "a".repeat(MAX_PREFIX_LEN);
+        Config::from_env(&env(&[("RUNNER_NAME_PREFIX", &prefix)])).unwrap();
+        let longest = format!("{prefix}-{}-{}-{}", i64::MAX, u32::MAX, "abcdef01");
+        assert!(check_arm_name(&longest).is_ok(), "{longest}");
+    }
+
+    #[test]
+    fn plan_needs_no_settings() {
+        let c = Config::for_plan(&HashMap::new()).unwrap();
+        assert_eq!(c.location, "westeurope");
+    }
+
+    #[test]
+    fn allow_lists_are_case_insensitive() {
+        let c = Config::from_env(&env(&[("ALLOWED_REPOSITORIES", "Octo/Hello"), ("ALLOWED_OWNERS", "Acme")])).unwrap();
+        assert!(c.repository_allowed("octo/hello"));
+        assert!(c.repository_allowed("ACME/anything"));
+        assert!(!c.repository_allowed("octo/other"));
+        let open = Config::from_env(&env(&[])).unwrap();
+        assert!(open.repository_allowed("anyone/anything"));
+    }
+}

@@ -1,0 +1,93 @@
+//! `github-webhook`: verify, parse, decide, enqueue. Answers in well under GitHub's 10 s,
+//! whatever Azure is doing: the slow work happens in `provision`.
+
+use serde_json::{json, Value};
+
+use super::{App, QUEUE_OUTPUT};
+use crate::decide::{decide, Decision, Request};
+use crate::host::{self, InvokeResponse, Outcome};
+use crate::log;
+use crate::webhook::{self, Delivery};
+
+/// What became of a delivery. [`Answer::reply`] is the one place that maps it to HTTP.
+#[derive(Debug)]
+pub enum Answer {
+    Accepted(Request),
+    Ignored(String),
+    Unsigned,
+    Malformed(String),
+    TooLarge,
+    SecretUnavailable,
+}
+
+impl Answer {
+    pub fn reply(&self) -> (u16, Value) {
+        match self {
+            Answer::Accepted(r) => (202, json!({"accepted": op(r), "runner": r.runner()})),
+            Answer::Ignored(why) => (200, json!({"ignored": why})),
+            Answer::Unsigned => (401, json!({"error": "signature missing or invalid"})),
+            Answer::Malformed(why) => (400, json!({"error": format!("malformed delivery: {why}")})),
+            Answer::TooLarge => (413, json!({"error": format!("body larger than {} bytes", webhook::MAX_BODY_BYTES)})),
+            Answer::SecretUnavailable => (500, json!({"error": "webhook secret unavailable; see the function's logs"})),
+        }
+    }
+}
+
+fn op(r: &Request) -> &'static str {
+    match r {
+        Request::Create(_) => "create",
+        Request::Release(_) => "release",
+    }
+}
+
+pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
+    let req = match host::http_request(envelope) {
+        Ok(r) => r,
+        Err(e) => return finish(Answer::Malformed(e.to_string()), None),
+    };
+    let delivery_id = req.header("x-github-delivery").unwrap_or("-").to_string();
+    let answer = answer(app, &req).await;
+    finish(answer, Some(&delivery_id))
+}
+
+async fn answer(app: &App, req: &host::HttpRequest) -> Answer {
+    let body = req.body();
+    if body.len() > webhook::MAX_BODY_BYTES {
+        return Answer::TooLarge;
+    }
+    let secrets = match app.secrets.get(&app.cfg.webhook_secret_name).await {
+        Ok(s) => webhook::split_secrets(&s),
+        Err(e) => {
+            log::error("github-webhook.secret-unavailable", &[("setting", &"GITHUB_WEBHOOK_SECRET_NAME"), ("error", &e)]);
+            return Answer::SecretUnavailable;
+        }
+    };
+    if !webhook::signature_valid(&secrets, body.as_bytes(), req.header("x-hub-signature-256")) {
+        return Answer::Unsigned;
+    }
+    match webhook::parse(req.header("x-github-event"), req.header("content-type"), body) {
+        Err(e) => Answer::Malformed(e.to_string()),
+        Ok(Delivery::Ping) => Answer::Ignored("ping".into()),
+        Ok(Delivery::Other(event)) => Answer::Ignored(format!("event {event} is not handled")),
+        Ok(Delivery::WorkflowJob(ev)) => match decide(&ev, &app.cfg) {
+            Decision::Enqueue(r) => Answer::Accepted(r),
+            Decision::Ignore(why) => Answer::Ignored(why),
+        },
+    }
+}
+
+fn finish(answer: Answer, delivery: Option<&str>) -> Outcome {
+    let (status, body) = answer.reply();
+    let delivery = delivery.unwrap_or("-");
+    let mut response = InvokeResponse::http(status, &body);
+    match &answer {
+        Answer::Accepted(r) => {
+            log::info("github-webhook", &[("status", &status), ("delivery", &delivery), ("op", &op(r)), ("runner", &r.runner())]);
+            response = response.with_queue(QUEUE_OUTPUT, vec![r.to_message()]);
+        }
+        Answer::Ignored(why) => log::info("github-webhook", &[("status", &status), ("delivery", &delivery), ("ignored", why)]),
+        Answer::Malformed(why) => log::error("github-webhook", &[("status", &status), ("delivery", &delivery), ("error", why)]),
+        _ => log::error("github-webhook", &[("status", &status), ("delivery", &delivery), ("error", &body["error"].as_str().unwrap_or(""))]),
+    }
+    Outcome::Done(response)
+}

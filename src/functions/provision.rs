@@ -1,0 +1,203 @@
+//! `provision`: create (JIT config + container group) or release (deregister + delete).
+//!
+//! Transient failures (429, 5xx, timeouts, no token) fail the invocation so the queue
+//! retries it; permanent ones are logged and the message is dropped.
+
+use super::{App, QUEUE_TRIGGER};
+use crate::arm::Group;
+use crate::decide::{container_group_body, Create, Origin, Release, Request};
+use crate::host::{self, InvokeResponse, Outcome};
+use crate::log;
+use crate::retry::CallError;
+
+/// How one message ended.
+#[derive(Debug)]
+enum Done {
+    Created,
+    Exists,
+    DryRun,
+    JobNotQueued(String),
+    Released { deregistered: bool, deleted: bool },
+    KeptBusy,
+    NotManaged,
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::Created => f.write_str("created"),
+            Done::Exists => f.write_str("exists"),
+            Done::DryRun => f.write_str("dry-run"),
+            Done::JobNotQueued(status) => write!(f, "dropped: job is {status}, no longer queued"),
+            Done::Released { deregistered, deleted } => write!(f, "released deregistered={deregistered} deleted={deleted}"),
+            Done::KeptBusy => f.write_str("kept: runner is busy with another job"),
+            Done::NotManaged => f.write_str("left alone: group is not managed-by=aci-runners"),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Failure {
+    /// Retry later: the invocation fails and the queue redelivers.
+    Retry(String),
+    /// Will not succeed: logged, message dropped.
+    Drop(String),
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        if e.is_transient() {
+            Failure::Retry(e.to_string())
+        } else {
+            Failure::Drop(e.to_string())
+        }
+    }
+}
+
+pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
+    let item = match host::queue_item(envelope, QUEUE_TRIGGER) {
+        Ok(i) => i,
+        Err(e) => {
+            log::error("provision.dropped", &[("error", &e)]);
+            return Outcome::Done(InvokeResponse::default());
+        }
+    };
+    let request: Request = match serde_json::from_str(&item.text) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error("provision.dropped", &[("error", &format!("unreadable message: {e}"))]);
+            return Outcome::Done(InvokeResponse::default());
+        }
+    };
+    let runner = request.runner().to_string();
+    let attempt = item.dequeue_count;
+    let result = match &request {
+        Request::Create(c) => create(app, c, attempt).await,
+        Request::Release(r) => release(app, r).await,
+    };
+    let op = match request {
+        Request::Create(_) => "create",
+        Request::Release(_) => "release",
+    };
+    match result {
+        Ok(done) => {
+            log::info("provision", &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("result", &done)]);
+            Outcome::Done(InvokeResponse::default())
+        }
+        Err(Failure::Retry(e)) => {
+            log::error("provision.retry", &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("error", &e)]);
+            Outcome::Fail
+        }
+        Err(Failure::Drop(e)) => {
+            log::error("provision.dropped", &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("error", &e)]);
+            Outcome::Done(InvokeResponse::default())
+        }
+    }
+}
+
+/// Groups that count against `MAX_RUNNERS`: managed, not terminated or failed. The list has
+/// no instance view, so when the list alone says we are at the cap, each candidate's state
+/// is read before refusing.
+async fn live_groups(app: &App, listed: Vec<Group>) -> Result<usize, CallError> {
+    let candidates: Vec<Group> = listed.into_iter().filter(|g| g.managed() && !g.terminal()).collect();
+    if candidates.len() < app.cfg.max_runners as usize {
+        return Ok(candidates.len());
+    }
+    let mut live = 0;
+    for g in candidates {
+        if let Some(g) = app.arm.get_group(&g.name).await? {
+            live += usize::from(!g.terminal());
+        }
+    }
+    Ok(live)
+}
+
+async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
+    let cfg = &app.cfg;
+    let pat = app.secrets.get(&cfg.pat_secret_name).await.map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let (target, group_id) = app.target(&c.repository);
+
+    // A retried message may be stale: the job may have started elsewhere or been cancelled.
+    if dequeue_count > 1 && c.origin == Origin::Webhook {
+        if let Some(job) = c.job {
+            match app.github.job_status(&pat, &c.repository, job).await? {
+                Some(s) if matches!(s.as_str(), "queued" | "waiting" | "pending" | "requested") => {}
+                other => return Ok(Done::JobNotQueued(other.unwrap_or_else(|| "gone".into()))),
+            }
+        }
+    }
+
+    let groups = app.arm.list_groups().await?;
+    if groups.iter().any(|g| g.name == c.runner) {
+        return Ok(Done::Exists);
+    }
+    let live = live_groups(app, groups).await?;
+    if live >= cfg.max_runners as usize {
+        return Err(Failure::Retry(format!("MAX_RUNNERS reached ({live} of {} live)", cfg.max_runners)));
+    }
+
+    let now = (app.clock)();
+    if cfg.dry_run {
+        let body = container_group_body(cfg, c, now, &crate::secret::Secret::new("[redacted]"));
+        log::info("dry-run.github.generate-jitconfig", &[("runner", &c.runner), ("target", &format!("{target:?}")), ("labels", &c.labels.join(","))]);
+        log::info("dry-run.arm.put-container-group", &[("name", &c.runner), ("body", &body)]);
+        return Ok(Done::DryRun);
+    }
+
+    let jit = match app.github.generate_jitconfig(&pat, target, &c.runner, &c.labels, group_id).await {
+        Ok(j) => j,
+        Err(e) if e.status() == Some(409) => {
+            // A runner of this name is registered already: a try that registered it and then
+            // failed before cleaning up. Idle and offline, it is ours to replace.
+            match app.github.runner_by_name(&pat, target, &c.runner).await? {
+                Some(r) if r.busy => return Ok(Done::Exists),
+                Some(r) => app.github.delete_runner(&pat, target, r.id).await?,
+                None => {}
+            }
+            app.github.generate_jitconfig(&pat, target, &c.runner, &c.labels, group_id).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let body = container_group_body(cfg, c, now, &jit.config);
+    if let Err(e) = app.arm.put_group(&c.runner, &body).await {
+        // Nothing will ever run this registration: remove it before giving up or retrying.
+        if let Err(d) = app.github.delete_runner(&pat, target, jit.runner_id).await {
+            log::error("provision.deregister-failed", &[("runner", &c.runner), ("error", &d)]);
+        }
+        return Err(e.into());
+    }
+    Ok(Done::Created)
+}
+
+async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
+    let cfg = &app.cfg;
+    let pat = app.secrets.get(&cfg.pat_secret_name).await.map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let (target, _) = app.target(&r.repository);
+
+    let group = app.arm.get_group(&r.runner).await?;
+    if group.as_ref().is_some_and(|g| !g.managed()) {
+        return Ok(Done::NotManaged);
+    }
+    let runner = app.github.runner_by_name(&pat, target, &r.runner).await?;
+    if r.only_if_idle && runner.as_ref().is_some_and(|x| x.busy) {
+        return Ok(Done::KeptBusy);
+    }
+    if cfg.dry_run {
+        if let Some(x) = &runner {
+            log::info("dry-run.github.delete-runner", &[("runner", &x.name), ("id", &x.id)]);
+        }
+        if group.is_some() {
+            log::info("dry-run.arm.delete-container-group", &[("name", &r.runner)]);
+        }
+        return Ok(Done::DryRun);
+    }
+    // Deregister first, so GitHub hands the runner no job while its container goes away.
+    if let Some(x) = &runner {
+        app.github.delete_runner(&pat, target, x.id).await?;
+    }
+    if group.is_some() {
+        app.arm.delete_group(&r.runner).await?;
+    }
+    Ok(Done::Released { deregistered: runner.is_some(), deleted: group.is_some() })
+}

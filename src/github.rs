@@ -1,0 +1,163 @@
+//! The GitHub REST client: JIT runner configs, runners, jobs. Concrete, base URL injected.
+
+use reqwest::{Client, Method, RequestBuilder};
+use serde::Deserialize;
+
+use crate::retry::{self, CallError, RetryPolicy};
+use crate::secret::Secret;
+
+/// Where runners are registered: a repository (`owner/name`) or an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    Repo(&'a str),
+    Org(&'a str),
+}
+
+impl Target<'_> {
+    fn path(&self) -> String {
+        match self {
+            Target::Repo(r) => format!("/repos/{r}"),
+            Target::Org(o) => format!("/orgs/{o}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Runner {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub busy: bool,
+}
+
+/// A registered runner and its single-use configuration.
+#[derive(Debug)]
+pub struct JitConfig {
+    pub runner_id: u64,
+    pub config: Secret,
+}
+
+#[derive(Clone)]
+pub struct GitHub {
+    http: Client,
+    base: String,
+    retry: RetryPolicy,
+}
+
+impl GitHub {
+    pub fn new(http: Client, base: &str, retry: RetryPolicy) -> Self {
+        GitHub { http, base: base.trim_end_matches('/').to_string(), retry }
+    }
+
+    fn request(&self, method: Method, path: &str, pat: &Secret) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .bearer_auth(pat.expose())
+    }
+
+    /// `POST …/actions/runners/generate-jitconfig`: registers the runner (offline until its
+    /// container starts) and returns its one-job configuration.
+    pub async fn generate_jitconfig(&self, pat: &Secret, target: Target<'_>, name: &str, labels: &[String], runner_group_id: u64) -> Result<JitConfig, CallError> {
+        const OP: &str = "github.generate-jitconfig";
+        let path = format!("{}/actions/runners/generate-jitconfig", target.path());
+        let body = serde_json::json!({"name": name, "runner_group_id": runner_group_id, "labels": labels, "work_folder": "_work"});
+        let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request(Method::POST, &path, pat).json(&body)) }).await?;
+        #[derive(Deserialize)]
+        struct Answer {
+            runner: Runner,
+            encoded_jit_config: String,
+        }
+        let a: Answer = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+        Ok(JitConfig { runner_id: a.runner.id, config: Secret::new(a.encoded_jit_config) })
+    }
+
+    /// The runner with exactly this name, if registered.
+    pub async fn runner_by_name(&self, pat: &Secret, target: Target<'_>, name: &str) -> Result<Option<Runner>, CallError> {
+        const OP: &str = "github.find-runner";
+        let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("name", name).append_pair("per_page", "100").finish();
+        let path = format!("{}/actions/runners?{query}", target.path());
+        let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
+        let list: RunnerList = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+        Ok(list.runners.into_iter().find(|r| r.name == name))
+    }
+
+    /// Every runner in the target, following `Link: rel="next"`.
+    pub async fn list_runners(&self, pat: &Secret, target: Target<'_>) -> Result<Vec<Runner>, CallError> {
+        const OP: &str = "github.list-runners";
+        let mut url = format!("{}{}/actions/runners?per_page=100", self.base, target.path());
+        let mut out = Vec::new();
+        loop {
+            let u = url.clone();
+            let resp = retry::send(OP, &self.retry, &[], || async {
+                Ok(self
+                    .http
+                    .get(&u)
+                    .header("Accept", "application/vnd.github+json")
+                    .header("X-GitHub-Api-Version", "2022-11-28")
+                    .bearer_auth(pat.expose()))
+            })
+            .await?;
+            let next = next_link(resp.headers().get("link").and_then(|v| v.to_str().ok()));
+            let list: RunnerList = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+            out.extend(list.runners);
+            match next {
+                Some(n) => url = n,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Deregisters a runner. An absent runner counts as done.
+    pub async fn delete_runner(&self, pat: &Secret, target: Target<'_>, runner_id: u64) -> Result<(), CallError> {
+        let path = format!("{}/actions/runners/{runner_id}", target.path());
+        retry::send("github.delete-runner", &self.retry, &[404], || async { Ok(self.request(Method::DELETE, &path, pat)) }).await?;
+        Ok(())
+    }
+
+    /// A job's `status` (`queued`, `in_progress`, `completed`, …), or `None` if it is gone.
+    pub async fn job_status(&self, pat: &Secret, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
+        const OP: &str = "github.get-job";
+        let path = format!("/repos/{repository}/actions/jobs/{job_id}");
+        let resp = retry::send(OP, &self.retry, &[404], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        #[derive(Deserialize)]
+        struct Job {
+            status: String,
+        }
+        let j: Job = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+        Ok(Some(j.status))
+    }
+}
+
+#[derive(Deserialize)]
+struct RunnerList {
+    #[serde(default)]
+    runners: Vec<Runner>,
+}
+
+/// The `rel="next"` URL of a `Link` header.
+pub fn next_link(link: Option<&str>) -> Option<String> {
+    link?.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params.split(';').any(|p| p.trim() == r#"rel="next""#).then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next_is_found() {
+        let h = r#"<https://api.github.com/repositories/1/actions/runners?per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/actions/runners?per_page=100&page=3>; rel="last""#;
+        assert_eq!(next_link(Some(h)).as_deref(), Some("https://api.github.com/repositories/1/actions/runners?per_page=100&page=2"));
+        assert_eq!(next_link(Some(r#"<https://x/?page=1>; rel="prev""#)), None);
+        assert_eq!(next_link(None), None);
+    }
+}

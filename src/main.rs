@@ -1,0 +1,90 @@
+//! `handler`: the custom handler for the Functions host, and the same binary as a CLI.
+//! This file is wiring only.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aci_runners::arm::Arm;
+use aci_runners::azure::{self, CredentialKind, SecretStore};
+use aci_runners::config::{Config, Env};
+use aci_runners::functions::App;
+use aci_runners::github::GitHub;
+use aci_runners::{host, log, plan, retry};
+
+const USAGE: &str = "\
+usage:
+  handler                  serve the Functions host on FUNCTIONS_CUSTOMHANDLER_PORT
+  handler plan [FILE]      print what a webhook delivery (a JSON payload file; default: an
+                           embedded queued workflow_job for [self-hosted, aci]) would do:
+                           the decision and the exact container group body, secrets redacted.
+                           No network; missing settings get built-in stand-ins.
+  handler --version";
+
+fn process_env() -> impl Env {
+    |name: &str| std::env::var(name).ok()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env = process_env();
+    let result = match args.first().map(String::as_str) {
+        None => serve(&env),
+        Some("plan") => run_plan(&env, args.get(1)),
+        Some("--version") | Some("-V") => {
+            println!("{}", retry::USER_AGENT);
+            Ok(())
+        }
+        Some("--help") | Some("-h") | Some("help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error("handler.stopped", &[("error", &format!("{e:#}"))]);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_plan(env: &dyn Env, file: Option<&String>) -> anyhow::Result<()> {
+    let cfg = Config::for_plan(env)?;
+    let payload = match file {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("reading {f}: {e}"))?,
+        None => plan::EXAMPLE_QUEUED.to_string(),
+    };
+    print!("{}", plan::plan(&cfg, &payload, time::OffsetDateTime::now_utc())?);
+    Ok(())
+}
+
+fn app(env: &dyn Env, cfg: Config, kind: CredentialKind) -> anyhow::Result<App> {
+    let extra_roots = match env.get("SSL_CERT_FILE") {
+        Some(path) => Some(std::fs::read(&path).map_err(|e| anyhow::anyhow!("setting SSL_CERT_FILE: reading {path}: {e}"))?),
+        None => None,
+    };
+    let http = retry::http_client(cfg.http_timeout, extra_roots.as_deref())?;
+    let options = azure::client_options(&http, &cfg.retry);
+    let credential = azure::credential(kind, cfg.azure_client_id.as_deref(), options.clone())?;
+    let secrets = SecretStore::new(&cfg.key_vault_url, credential.clone(), options, cfg.secret_cache_ttl)?;
+    let github = GitHub::new(http.clone(), &cfg.github_api_url, cfg.retry);
+    let arm = Arm::new(http, credential, &cfg.arm_url, &cfg.subscription_id, &cfg.resource_group, &cfg.aci_api_version, cfg.retry);
+    Ok(App { cfg, secrets, github, arm, clock: Arc::new(time::OffsetDateTime::now_utc) })
+}
+
+fn serve(env: &dyn Env) -> anyhow::Result<()> {
+    let port: u16 = env
+        .get("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .ok_or_else(|| anyhow::anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not set (the Functions host sets it; run `handler --help` for the CLI)"))?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not a port number"))?;
+    let cfg = Config::from_env(env)?;
+    let dry_run = cfg.dry_run;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let app = Arc::new(app(env, cfg, CredentialKind::ManagedIdentity)?);
+        log::info("handler.starting", &[("version", &retry::USER_AGENT), ("dry_run", &dry_run)]);
+        host::serve(port, app.functions()).await
+    })
+}

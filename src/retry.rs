@@ -1,0 +1,230 @@
+//! Outbound HTTP: the one shared client (one TLS stack, the system roots plus `SSL_CERT_FILE`),
+//! the retry policy every call goes through, and the error callers branch on.
+
+use std::future::Future;
+use std::time::Duration;
+
+use reqwest::{header::HeaderMap, Response, StatusCode};
+
+pub const USER_AGENT: &str = concat!("aci-runners/", env!("CARGO_PKG_VERSION"));
+
+/// How often and how long to retry one named outbound call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub max_attempts: u32,
+    /// Exponential backoff starts here and doubles per try.
+    pub base_delay: Duration,
+    /// The longest wait this process will sit through. A `Retry-After` longer than this is
+    /// not waited out here: the call fails as transient and the queue retries later.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before try `attempt + 1` (after `attempt` failed tries), or `None` to stop.
+    pub fn next_delay(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let backoff = self.base_delay.saturating_mul(1 << (attempt.saturating_sub(1)).min(16));
+        let wait = retry_after.map_or(backoff, |ra| ra.max(backoff.min(self.max_delay)));
+        (wait <= self.max_delay).then_some(wait)
+    }
+}
+
+/// Reads a server's wish to be left alone: `retry-after-ms` / `x-ms-retry-after-ms` (Azure),
+/// then `Retry-After` in seconds.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = get(name).and_then(|v| v.parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    get("retry-after").and_then(|v| v.parse::<u64>().ok()).map(Duration::from_secs)
+}
+
+/// 408, 429 and 5xx may succeed later; the rest will not.
+pub fn is_transient_status(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// A failed outbound call, as callers need to see it.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The service answered with a non-success status.
+    #[error("{op}: HTTP {status}{}: {message}{}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(), request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    Status {
+        op: &'static str,
+        status: u16,
+        code: Option<String>,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// No answer: connection refused, reset, or timed out.
+    #[error("{op}: {message}")]
+    Transport { op: &'static str, message: String },
+    /// Anything else (a credential that cannot get a token, a body we cannot read).
+    #[error("{op}: {message}")]
+    Other { op: &'static str, message: String, transient: bool },
+}
+
+impl CallError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CallError::Status { status, .. } => StatusCode::from_u16(*status).map(is_transient_status).unwrap_or(false),
+            CallError::Transport { .. } => true,
+            CallError::Other { transient, .. } => *transient,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CallError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CallError::Status { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Builds a `Status` error from a non-success response: the service's error code and
+    /// message (GitHub `{message}`, ARM `{error:{code,message}}`) and its request id.
+    pub async fn from_response(op: &'static str, resp: Response) -> CallError {
+        let status = resp.status().as_u16();
+        let headers = resp.headers();
+        let request_id = ["x-github-request-id", "x-ms-request-id", "x-ms-correlation-request-id"]
+            .iter()
+            .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_string));
+        let header_code = headers.get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let text = resp.text().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        let code = header_code.or_else(|| body["error"]["code"].as_str().map(str::to_string));
+        let message = body["error"]["message"]
+            .as_str()
+            .or_else(|| body["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| text.chars().take(200).collect());
+        CallError::Status { op, status, code, message, request_id }
+    }
+}
+
+/// Sends the request `make` builds, retrying transient failures by `policy`.
+/// Returns the first success (any 2xx, or a status listed in `accept`) or the last error.
+pub async fn send<F, Fut>(op: &'static str, policy: &RetryPolicy, accept: &[u16], mut make: F) -> Result<Response, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<reqwest::RequestBuilder, CallError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (err, wait_hint) = match make().await?.send().await {
+            Ok(resp) if resp.status().is_success() || accept.contains(&resp.status().as_u16()) => return Ok(resp),
+            Ok(resp) => {
+                let hint = retry_after(resp.headers());
+                (CallError::from_response(op, resp).await, hint)
+            }
+            Err(e) => (CallError::Transport { op, message: transport_message(&e) }, None),
+        };
+        if !err.is_transient() {
+            return Err(err);
+        }
+        match policy.next_delay(attempt, wait_hint) {
+            Some(d) => tokio::time::sleep(d).await,
+            None => return Err(err),
+        }
+    }
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    // The URL is left out on purpose: callers name the operation, and URLs can carry keys.
+    let mut msg = kind.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// The one HTTP client: rustls with the system roots plus the PEM bundle in `SSL_CERT_FILE`
+/// (GitHub Enterprise Server with a private CA, TLS-inspecting proxies, the tests' CA).
+/// Proxies come from `HTTPS_PROXY` / `NO_PROXY` as usual.
+pub fn http_client(timeout: Duration, extra_roots_pem: Option<&[u8]>) -> anyhow::Result<reqwest::Client> {
+    use anyhow::Context as _;
+    let mut b = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(pem) = extra_roots_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).context("SSL_CERT_FILE holds no readable PEM certificates")?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build().context("building the HTTP client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(20) }
+    }
+
+    #[test]
+    fn backoff_doubles_per_try() {
+        let p = policy();
+        assert_eq!(p.next_delay(1, None), Some(Duration::from_millis(100)));
+        assert_eq!(p.next_delay(2, None), Some(Duration::from_millis(200)));
+        assert_eq!(p.next_delay(3, None), Some(Duration::from_millis(400)));
+    }
+
+    #[test]
+    fn stops_after_the_last_attempt() {
+        assert_eq!(policy().next_delay(4, None), None);
+    }
+
+    #[test]
+    fn retry_after_longer_than_backoff_is_honoured() {
+        assert_eq!(policy().next_delay(1, Some(Duration::from_secs(7))), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn retry_after_beyond_the_bound_is_left_to_the_queue() {
+        assert_eq!(policy().next_delay(1, Some(Duration::from_secs(60))), None);
+    }
+
+    #[test]
+    fn retry_after_headers_are_read_in_azure_order() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert("x-ms-retry-after-ms", "5".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(5)));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn transient_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_transient_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 422] {
+            assert!(!is_transient_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+}
