@@ -74,13 +74,23 @@ pub struct Arm {
 }
 
 impl Arm {
-    pub fn new(http: Client, credential: Arc<dyn TokenCredential>, base: &str, subscription: &str, resource_group: &str, api_version: &str, retry: RetryPolicy) -> Self {
+    pub fn new(
+        http: Client,
+        credential: Arc<dyn TokenCredential>,
+        base: &str,
+        subscription: &str,
+        resource_group: &str,
+        api_version: &str,
+        retry: RetryPolicy,
+    ) -> Self {
         let base = base.trim_end_matches('/').to_string();
         Arm {
             http,
             credential,
             scope: format!("{base}/.default"),
-            groups_path: format!("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerInstance/containerGroups"),
+            groups_path: format!(
+                "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerInstance/containerGroups"
+            ),
             base,
             api_version: api_version.to_string(),
             retry,
@@ -92,7 +102,11 @@ impl Arm {
             .credential
             .get_token(&[&self.scope], None)
             .await
-            .map_err(|e| CallError::Other { op, message: format!("no Azure token: {e}"), transient: true })?;
+            .map_err(|e| CallError::Other {
+                op,
+                message: format!("no Azure token: {e}"),
+                transient: true,
+            })?;
         Ok(self.http.request(method, url).bearer_auth(token.token.secret()))
     }
 
@@ -105,7 +119,10 @@ impl Arm {
     pub async fn put_group(&self, name: &str, body: &Value) -> Result<(), CallError> {
         const OP: &str = "arm.put-container-group";
         let url = self.group_url(name);
-        retry::send(OP, &self.retry, &[], || async { Ok(self.authed(OP, Method::PUT, &url).await?.json(body)) }).await?;
+        retry::send(OP, &self.retry, &[], || async {
+            Ok(self.authed(OP, Method::PUT, &url).await?.json(body))
+        })
+        .await?;
         Ok(())
     }
 
@@ -117,7 +134,11 @@ impl Arm {
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }
-        let raw: RawGroup = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+        let raw: RawGroup = resp.json().await.map_err(|e| CallError::Other {
+            op: OP,
+            message: format!("unreadable answer: {e}"),
+            transient: true,
+        })?;
         Ok(Some(raw.into()))
     }
 
@@ -137,7 +158,11 @@ impl Arm {
                 #[serde(rename = "nextLink", default)]
                 next_link: Option<String>,
             }
-            let page: Page = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+            let page: Page = resp.json().await.map_err(|e| CallError::Other {
+                op: OP,
+                message: format!("unreadable answer: {e}"),
+                transient: true,
+            })?;
             out.extend(page.value.into_iter().map(Group::from));
             match page.next_link.filter(|l| !l.is_empty()) {
                 Some(next) => url = next,
@@ -174,7 +199,12 @@ mod tests {
 
     #[test]
     fn terminal_states() {
-        let g = |p: &str, i: Option<&str>| Group { name: "x".into(), tags: BTreeMap::new(), provisioning_state: Some(p.into()), instance_state: i.map(str::to_string) };
+        let g = |p: &str, i: Option<&str>| Group {
+            name: "x".into(),
+            tags: BTreeMap::new(),
+            provisioning_state: Some(p.into()),
+            instance_state: i.map(str::to_string),
+        };
         assert!(g("Failed", None).terminal());
         assert!(g("Succeeded", Some("Succeeded")).terminal());
         assert!(g("Succeeded", Some("Failed")).terminal());

@@ -46,7 +46,9 @@ pub fn credential(kind: CredentialKind, client_id: Option<&str>, options: Client
             client_options: options,
         }))
         .map_err(|e| anyhow::anyhow!("managed identity credential (AZURE_CLIENT_ID): {e}"))?,
-        CredentialKind::Developer => DeveloperToolsCredential::new(None).map_err(|e| anyhow::anyhow!("developer credential (az login): {e}"))?,
+        CredentialKind::Developer => {
+            DeveloperToolsCredential::new(None).map_err(|e| anyhow::anyhow!("developer credential (az login): {e}"))?
+        }
     })
 }
 
@@ -61,9 +63,21 @@ pub struct SecretStore {
 
 impl SecretStore {
     pub fn new(vault_url: &str, credential: Arc<dyn TokenCredential>, options: ClientOptions, ttl: Duration) -> anyhow::Result<Self> {
-        let client = SecretClient::new(&format!("{}/", vault_url.trim_end_matches('/')), credential, Some(SecretClientOptions { client_options: options, ..Default::default() }))
-            .map_err(|e| anyhow::anyhow!("KEY_VAULT_URL: {e}"))?;
-        Ok(SecretStore { client, ttl, cache: RwLock::new(HashMap::new()), fetch: tokio::sync::Mutex::new(()) })
+        let client = SecretClient::new(
+            &format!("{}/", vault_url.trim_end_matches('/')),
+            credential,
+            Some(SecretClientOptions {
+                client_options: options,
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| anyhow::anyhow!("KEY_VAULT_URL: {e}"))?;
+        Ok(SecretStore {
+            client,
+            ttl,
+            cache: RwLock::new(HashMap::new()),
+            fetch: tokio::sync::Mutex::new(()),
+        })
     }
 
     fn cached(&self, name: &str) -> Option<Secret> {
@@ -81,7 +95,10 @@ impl SecretStore {
             return Ok(s);
         }
         let value = self.read(name).await?;
-        self.cache.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), (Instant::now(), value.clone()));
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), (Instant::now(), value.clone()));
         Ok(value)
     }
 
@@ -90,20 +107,43 @@ impl SecretStore {
         const OP: &str = "keyvault.get-secret";
         let resp = self.client.get_secret(name, None).await.map_err(|e| sdk_error(OP, e))?;
         let secret = resp.into_model().map_err(|e| sdk_error(OP, e))?;
-        secret.value.map(Secret::new).ok_or_else(|| CallError::Other { op: OP, message: format!("secret {name} has no value"), transient: false })
+        secret.value.map(Secret::new).ok_or_else(|| CallError::Other {
+            op: OP,
+            message: format!("secret {name} has no value"),
+            transient: false,
+        })
     }
 }
 
 /// An SDK error as a `CallError`, with the service's code and request id when there is one.
 pub fn sdk_error(op: &'static str, e: azure_core::Error) -> CallError {
     match e.kind() {
-        ErrorKind::HttpResponse { status, error_code, raw_response } => {
-            let request_id = raw_response
-                .as_ref()
-                .and_then(|r| r.headers().get_optional_str(&azure_core::http::headers::HeaderName::from_static("x-ms-request-id")).map(str::to_string));
-            CallError::Status { op, status: u16::from(*status), code: error_code.clone(), message: e.to_string(), request_id }
+        ErrorKind::HttpResponse {
+            status,
+            error_code,
+            raw_response,
+        } => {
+            let request_id = raw_response.as_ref().and_then(|r| {
+                r.headers()
+                    .get_optional_str(&azure_core::http::headers::HeaderName::from_static("x-ms-request-id"))
+                    .map(str::to_string)
+            });
+            CallError::Status {
+                op,
+                status: u16::from(*status),
+                code: error_code.clone(),
+                message: e.to_string(),
+                request_id,
+            }
         }
-        ErrorKind::Io | ErrorKind::Connection => CallError::Transport { op, message: format!("{e:?}") },
-        _ => CallError::Other { op, message: format!("{e}: {e:?}"), transient: false },
+        ErrorKind::Io | ErrorKind::Connection => CallError::Transport {
+            op,
+            message: format!("{e:?}"),
+        },
+        _ => CallError::Other {
+            op,
+            message: format!("{e}: {e:?}"),
+            transient: false,
+        },
     }
 }

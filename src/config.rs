@@ -23,7 +23,10 @@ pub struct ConfigError {
 }
 
 fn err(setting: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { setting, message: message.into() }
+    ConfigError {
+        setting,
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,7 +244,9 @@ impl Config {
 
         let scope = match r.or("RUNNER_SCOPE", "repo").to_ascii_lowercase().as_str() {
             "repo" => Scope::Repo,
-            "org" => Scope::Org { runner_group_id: r.positive("RUNNER_GROUP_ID", 1)? },
+            "org" => Scope::Org {
+                runner_group_id: r.positive("RUNNER_GROUP_ID", 1)?,
+            },
             other => return Err(err("RUNNER_SCOPE", format!("{other:?} is neither repo nor org"))),
         };
 
@@ -257,8 +262,14 @@ impl Config {
         let subnet_id = r.opt("RUNNER_SUBNET_ID");
         if let Some(s) = &subnet_id {
             let lower = s.to_ascii_lowercase();
-            if !(lower.starts_with("/subscriptions/") && lower.contains("/providers/microsoft.network/virtualnetworks/") && lower.contains("/subnets/")) {
-                return Err(err("RUNNER_SUBNET_ID", format!("{s:?} is not a subnet resource id (/subscriptions/…/providers/Microsoft.Network/virtualNetworks/…/subnets/…)")));
+            if !(lower.starts_with("/subscriptions/")
+                && lower.contains("/providers/microsoft.network/virtualnetworks/")
+                && lower.contains("/subnets/"))
+            {
+                return Err(err(
+                    "RUNNER_SUBNET_ID",
+                    format!("{s:?} is not a subnet resource id (/subscriptions/…/providers/Microsoft.Network/virtualNetworks/…/subnets/…)"),
+                ));
             }
         }
 
@@ -280,12 +291,18 @@ impl Config {
         let idle = r.positive("RUNNER_IDLE_TIMEOUT_MINUTES", 15)?;
         let lifetime = r.positive("RUNNER_MAX_LIFETIME_MINUTES", 360)?;
         if lifetime < idle {
-            return Err(err("RUNNER_MAX_LIFETIME_MINUTES", format!("{lifetime} is shorter than RUNNER_IDLE_TIMEOUT_MINUTES ({idle})")));
+            return Err(err(
+                "RUNNER_MAX_LIFETIME_MINUTES",
+                format!("{lifetime} is shorter than RUNNER_IDLE_TIMEOUT_MINUTES ({idle})"),
+            ));
         }
 
         let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>();
         let allowed_repositories = lower(r.list("ALLOWED_REPOSITORIES"));
-        if let Some(bad) = allowed_repositories.iter().find(|s| s.split('/').count() != 2 || s.starts_with('/') || s.ends_with('/')) {
+        if let Some(bad) = allowed_repositories
+            .iter()
+            .find(|s| s.split('/').count() != 2 || s.starts_with('/') || s.ends_with('/'))
+        {
             return Err(err("ALLOWED_REPOSITORIES", format!("{bad:?} is not owner/name")));
         }
         let allowed_owners = lower(r.list("ALLOWED_OWNERS"));
@@ -293,7 +310,7 @@ impl Config {
         let retry = RetryPolicy {
             max_attempts: r.positive("RETRY_MAX_ATTEMPTS", 4)? as u32,
             base_delay: Duration::from_millis(r.parse("RETRY_BASE_DELAY_MS", 500, "a number of milliseconds")?),
-            max_delay: Duration::from_secs(r.parse("RETRY_MAX_DELAY_SECONDS", 20, "a number of seconds")?),
+            max_delay: Duration::from_millis(r.parse("RETRY_MAX_DELAY_MS", 20_000, "a number of milliseconds")?),
         };
 
         Ok(Config {
@@ -336,7 +353,7 @@ impl Config {
         }
         let full = full_name.to_ascii_lowercase();
         let owner = full.split('/').next().unwrap_or("");
-        self.allowed_repositories.iter().any(|r| *r == full) || self.allowed_owners.iter().any(|o| o == owner)
+        self.allowed_repositories.contains(&full) || self.allowed_owners.iter().any(|o| o == owner)
     }
 }
 
@@ -401,7 +418,11 @@ mod tests {
             ("prefix with uppercase", "RUNNER_NAME_PREFIX", "ACI"),
             ("prefix with trailing hyphen", "RUNNER_NAME_PREFIX", "aci-"),
             ("prefix with double hyphen", "RUNNER_NAME_PREFIX", "aci--runner"),
-            ("prefix too long for every name to fit", "RUNNER_NAME_PREFIX", "a-very-long-runner-prefix-x"),
+            (
+                "prefix too long for every name to fit",
+                "RUNNER_NAME_PREFIX",
+                "a-very-long-runner-prefix-x",
+            ),
             ("prefix starting with a digit", "RUNNER_NAME_PREFIX", "1aci"),
             ("scope neither repo nor org", "RUNNER_SCOPE", "enterprise"),
             ("cpu not a number", "RUNNER_CPU", "two"),

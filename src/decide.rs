@@ -249,19 +249,59 @@ mod tests {
     fn webhook_rules() {
         let c = cfg(&[]);
         let cases: &[(&str, JobEvent, bool)] = &[
-            ("queued job with self-hosted and aci is served", event("queued", &["self-hosted", "aci"], None), true),
-            ("labels compare case-insensitively", event("queued", &["Self-Hosted", "ACI", "Linux"], None), true),
-            ("job with only self-hosted is ignored", event("queued", &["self-hosted"], None), false),
-            ("job with only default labels is ignored", event("queued", &["self-hosted", "linux", "x64"], None), false),
-            ("job with a label we lack is ignored", event("queued", &["self-hosted", "aci", "gpu"], None), false),
+            (
+                "queued job with self-hosted and aci is served",
+                event("queued", &["self-hosted", "aci"], None),
+                true,
+            ),
+            (
+                "labels compare case-insensitively",
+                event("queued", &["Self-Hosted", "ACI", "Linux"], None),
+                true,
+            ),
+            (
+                "job with only self-hosted is ignored",
+                event("queued", &["self-hosted"], None),
+                false,
+            ),
+            (
+                "job with only default labels is ignored",
+                event("queued", &["self-hosted", "linux", "x64"], None),
+                false,
+            ),
+            (
+                "job with a label we lack is ignored",
+                event("queued", &["self-hosted", "aci", "gpu"], None),
+                false,
+            ),
             ("job with no labels is ignored", event("queued", &[], None), false),
             ("github-hosted job is ignored", event("queued", &["ubuntu-latest"], None), false),
-            ("in_progress is ignored", event("in_progress", &["self-hosted", "aci"], Some("aci-runner-42")), false),
+            (
+                "in_progress is ignored",
+                event("in_progress", &["self-hosted", "aci"], Some("aci-runner-42")),
+                false,
+            ),
             ("waiting is ignored", event("waiting", &["self-hosted", "aci"], None), false),
-            ("completed on our runner releases it", event("completed", &["self-hosted", "aci"], Some("aci-runner-99")), true),
-            ("completed on another runner is ignored", event("completed", &["self-hosted", "aci"], Some("GitHub Actions 5")), false),
-            ("cancelled while queued releases its group", event("completed", &["self-hosted", "aci"], None), true),
-            ("cancelled job we never served is ignored", event("completed", &["ubuntu-latest"], None), false),
+            (
+                "completed on our runner releases it",
+                event("completed", &["self-hosted", "aci"], Some("aci-runner-99")),
+                true,
+            ),
+            (
+                "completed on another runner is ignored",
+                event("completed", &["self-hosted", "aci"], Some("GitHub Actions 5")),
+                false,
+            ),
+            (
+                "cancelled while queued releases its group",
+                event("completed", &["self-hosted", "aci"], None),
+                true,
+            ),
+            (
+                "cancelled job we never served is ignored",
+                event("completed", &["ubuntu-latest"], None),
+                false,
+            ),
         ];
         for (rule, e, enqueues) in cases {
             assert_eq!(!is_ignore(&decide(e, &c)), *enqueues, "{rule}");
@@ -271,7 +311,9 @@ mod tests {
     #[test]
     fn queued_job_becomes_a_create_named_after_the_job() {
         let c = cfg(&[]);
-        let Decision::Enqueue(Request::Create(r)) = decide(&event("queued", &["self-hosted", "aci"], None), &c) else { panic!() };
+        let Decision::Enqueue(Request::Create(r)) = decide(&event("queued", &["self-hosted", "aci"], None), &c) else {
+            panic!()
+        };
         assert_eq!(r.runner, "aci-runner-42");
         assert_eq!(r.job, Some(42));
         assert_eq!(r.labels, c.runner_labels);
@@ -284,7 +326,11 @@ mod tests {
         let d = decide(&event("completed", &["self-hosted", "aci"], Some("aci-runner-99")), &c);
         assert_eq!(
             d,
-            Decision::Enqueue(Request::Release(Release { runner: "aci-runner-99".into(), repository: "octo-org/octo-repo".into(), only_if_idle: false }))
+            Decision::Enqueue(Request::Release(Release {
+                runner: "aci-runner-99".into(),
+                repository: "octo-org/octo-repo".into(),
+                only_if_idle: false
+            }))
         );
         let d = decide(&event("completed", &["self-hosted", "aci"], None), &c);
         let Decision::Enqueue(Request::Release(r)) = d else { panic!() };
@@ -303,22 +349,41 @@ mod tests {
     fn names_are_stable_valid_and_read_back() {
         assert_eq!(webhook_runner_name("aci-runner", 289782451), "aci-runner-289782451");
         let a = workflow_runner_name("aci-runner", 2202229078, 1, "build");
-        assert_eq!(a, workflow_runner_name("aci-runner", 2202229078, 1, "build"), "same request, same runner");
-        assert_ne!(a, workflow_runner_name("aci-runner", 2202229078, 2, "build"), "a new attempt gets a new runner");
-        assert_ne!(a, workflow_runner_name("aci-runner", 2202229078, 1, ""), "another key gets another runner");
+        assert_eq!(
+            a,
+            workflow_runner_name("aci-runner", 2202229078, 1, "build"),
+            "same request, same runner"
+        );
+        assert_ne!(
+            a,
+            workflow_runner_name("aci-runner", 2202229078, 2, "build"),
+            "a new attempt gets a new runner"
+        );
+        assert_ne!(
+            a,
+            workflow_runner_name("aci-runner", 2202229078, 1, ""),
+            "another key gets another runner"
+        );
         // sha256("") starts e3b0c442
         assert_eq!(workflow_runner_name("p", 1, 1, ""), "p-1-1-e3b0c442");
         assert!(crate::config::check_arm_name(&a).is_ok());
         assert!(is_ours("aci-runner", &a) && is_ours("aci-runner", "aci-runner-1"));
-        assert!(!is_ours("aci-runner", "aci-runner-x") && !is_ours("aci-runner", "aci-runnerx-1") && !is_ours("aci-runner", "GitHub Actions 5"));
+        assert!(
+            !is_ours("aci-runner", "aci-runner-x") && !is_ours("aci-runner", "aci-runnerx-1") && !is_ours("aci-runner", "GitHub Actions 5")
+        );
         assert_eq!(job_id_from_name("aci-runner", "aci-runner-42"), Some(42));
         assert_eq!(job_id_from_name("aci-runner", &a), None);
     }
 
     #[test]
     fn container_group_body_follows_the_design() {
-        let c = cfg(&[("RUNNER_SUBNET_ID", "/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/aci")]);
-        let Decision::Enqueue(Request::Create(r)) = decide(&event("queued", &["self-hosted", "aci"], None), &c) else { panic!() };
+        let c = cfg(&[(
+            "RUNNER_SUBNET_ID",
+            "/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/aci",
+        )]);
+        let Decision::Enqueue(Request::Create(r)) = decide(&event("queued", &["self-hosted", "aci"], None), &c) else {
+            panic!()
+        };
         let at = time::macros::datetime!(2026-11-28 10:00:00.123 UTC);
         let b = container_group_body(&c, &r, at, &Secret::new("JITJIT"));
         let p = &b["properties"];
@@ -329,7 +394,10 @@ mod tests {
         assert_eq!(ctr["name"], "runner");
         assert_eq!(ctr["properties"]["command"], json!(["/home/runner/run.sh"]));
         assert_eq!(ctr["properties"]["resources"]["requests"], json!({"cpu": 2.0, "memoryInGB": 4.0}));
-        assert_eq!(ctr["properties"]["environmentVariables"], json!([{"name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "secureValue": "JITJIT"}]));
+        assert_eq!(
+            ctr["properties"]["environmentVariables"],
+            json!([{"name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "secureValue": "JITJIT"}])
+        );
         assert_eq!(
             b["tags"],
             json!({"managed-by": "aci-runners", "github-repository": "octo-org/octo-repo", "github-job-id": "42",
@@ -341,7 +409,9 @@ mod tests {
     #[test]
     fn org_scope_tags_the_owner_and_no_subnet_means_no_subnet_ids() {
         let c = cfg(&[("RUNNER_SCOPE", "org")]);
-        let Decision::Enqueue(Request::Create(r)) = decide(&event("queued", &["self-hosted", "aci"], None), &c) else { panic!() };
+        let Decision::Enqueue(Request::Create(r)) = decide(&event("queued", &["self-hosted", "aci"], None), &c) else {
+            panic!()
+        };
         let b = container_group_body(&c, &r, OffsetDateTime::UNIX_EPOCH, &Secret::new("x"));
         assert_eq!(b["tags"]["github-owner"], "octo-org");
         assert!(b["properties"].get("subnetIds").is_none());
@@ -350,11 +420,25 @@ mod tests {
     #[test]
     fn queue_messages_have_no_keys_the_host_would_clobber() {
         let c = cfg(&[]);
-        let Decision::Enqueue(r) = decide(&event("queued", &["self-hosted", "aci"], None), &c) else { panic!() };
+        let Decision::Enqueue(r) = decide(&event("queued", &["self-hosted", "aci"], None), &c) else {
+            panic!()
+        };
         let v: Value = serde_json::from_str(&r.to_message()).unwrap();
         for k in v.as_object().unwrap().keys() {
             let k = k.to_ascii_lowercase();
-            assert!(!["id", "dequeuecount", "popreceipt", "insertiontime", "expirationtime", "nextvisibletime", "sys"].contains(&k.as_str()), "{k}");
+            assert!(
+                ![
+                    "id",
+                    "dequeuecount",
+                    "popreceipt",
+                    "insertiontime",
+                    "expirationtime",
+                    "nextvisibletime",
+                    "sys"
+                ]
+                .contains(&k.as_str()),
+                "{k}"
+            );
             assert!(!k.ends_with("trigger"), "{k}");
         }
         assert_eq!(serde_json::from_value::<Request>(v).unwrap(), r);

@@ -48,7 +48,11 @@ pub struct GitHub {
 
 impl GitHub {
     pub fn new(http: Client, base: &str, retry: RetryPolicy) -> Self {
-        GitHub { http, base: base.trim_end_matches('/').to_string(), retry }
+        GitHub {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            retry,
+        }
     }
 
     fn request(&self, method: Method, path: &str, pat: &Secret) -> RequestBuilder {
@@ -61,27 +65,51 @@ impl GitHub {
 
     /// `POST …/actions/runners/generate-jitconfig`: registers the runner (offline until its
     /// container starts) and returns its one-job configuration.
-    pub async fn generate_jitconfig(&self, pat: &Secret, target: Target<'_>, name: &str, labels: &[String], runner_group_id: u64) -> Result<JitConfig, CallError> {
+    pub async fn generate_jitconfig(
+        &self,
+        pat: &Secret,
+        target: Target<'_>,
+        name: &str,
+        labels: &[String],
+        runner_group_id: u64,
+    ) -> Result<JitConfig, CallError> {
         const OP: &str = "github.generate-jitconfig";
         let path = format!("{}/actions/runners/generate-jitconfig", target.path());
         let body = serde_json::json!({"name": name, "runner_group_id": runner_group_id, "labels": labels, "work_folder": "_work"});
-        let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request(Method::POST, &path, pat).json(&body)) }).await?;
+        let resp = retry::send(OP, &self.retry, &[], || async {
+            Ok(self.request(Method::POST, &path, pat).json(&body))
+        })
+        .await?;
         #[derive(Deserialize)]
         struct Answer {
             runner: Runner,
             encoded_jit_config: String,
         }
-        let a: Answer = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
-        Ok(JitConfig { runner_id: a.runner.id, config: Secret::new(a.encoded_jit_config) })
+        let a: Answer = resp.json().await.map_err(|e| CallError::Other {
+            op: OP,
+            message: format!("unreadable answer: {e}"),
+            transient: true,
+        })?;
+        Ok(JitConfig {
+            runner_id: a.runner.id,
+            config: Secret::new(a.encoded_jit_config),
+        })
     }
 
     /// The runner with exactly this name, if registered.
     pub async fn runner_by_name(&self, pat: &Secret, target: Target<'_>, name: &str) -> Result<Option<Runner>, CallError> {
         const OP: &str = "github.find-runner";
-        let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("name", name).append_pair("per_page", "100").finish();
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("name", name)
+            .append_pair("per_page", "100")
+            .finish();
         let path = format!("{}/actions/runners?{query}", target.path());
         let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
-        let list: RunnerList = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+        let list: RunnerList = resp.json().await.map_err(|e| CallError::Other {
+            op: OP,
+            message: format!("unreadable answer: {e}"),
+            transient: true,
+        })?;
         Ok(list.runners.into_iter().find(|r| r.name == name))
     }
 
@@ -102,7 +130,11 @@ impl GitHub {
             })
             .await?;
             let next = next_link(resp.headers().get("link").and_then(|v| v.to_str().ok()));
-            let list: RunnerList = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+            let list: RunnerList = resp.json().await.map_err(|e| CallError::Other {
+                op: OP,
+                message: format!("unreadable answer: {e}"),
+                transient: true,
+            })?;
             out.extend(list.runners);
             match next {
                 Some(n) => url = n,
@@ -114,7 +146,10 @@ impl GitHub {
     /// Deregisters a runner. An absent runner counts as done.
     pub async fn delete_runner(&self, pat: &Secret, target: Target<'_>, runner_id: u64) -> Result<(), CallError> {
         let path = format!("{}/actions/runners/{runner_id}", target.path());
-        retry::send("github.delete-runner", &self.retry, &[404], || async { Ok(self.request(Method::DELETE, &path, pat)) }).await?;
+        retry::send("github.delete-runner", &self.retry, &[404], || async {
+            Ok(self.request(Method::DELETE, &path, pat))
+        })
+        .await?;
         Ok(())
     }
 
@@ -130,7 +165,11 @@ impl GitHub {
         struct Job {
             status: String,
         }
-        let j: Job = resp.json().await.map_err(|e| CallError::Other { op: OP, message: format!("unreadable answer: {e}"), transient: true })?;
+        let j: Job = resp.json().await.map_err(|e| CallError::Other {
+            op: OP,
+            message: format!("unreadable answer: {e}"),
+            transient: true,
+        })?;
         Ok(Some(j.status))
     }
 }
@@ -145,7 +184,10 @@ struct RunnerList {
 pub fn next_link(link: Option<&str>) -> Option<String> {
     link?.split(',').find_map(|part| {
         let (url, params) = part.split_once(';')?;
-        params.split(';').any(|p| p.trim() == r#"rel="next""#).then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        params
+            .split(';')
+            .any(|p| p.trim() == r#"rel="next""#)
+            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
     })
 }
 
@@ -156,7 +198,10 @@ mod tests {
     #[test]
     fn link_header_next_is_found() {
         let h = r#"<https://api.github.com/repositories/1/actions/runners?per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/actions/runners?per_page=100&page=3>; rel="last""#;
-        assert_eq!(next_link(Some(h)).as_deref(), Some("https://api.github.com/repositories/1/actions/runners?per_page=100&page=2"));
+        assert_eq!(
+            next_link(Some(h)).as_deref(),
+            Some("https://api.github.com/repositories/1/actions/runners?per_page=100&page=2")
+        );
         assert_eq!(next_link(Some(r#"<https://x/?page=1>; rel="prev""#)), None);
         assert_eq!(next_link(None), None);
     }

@@ -30,6 +30,9 @@ pub const HTTP_OUTPUT: &str = "res";
 /// The largest envelope read from the host. Bodies are bounded without trusting
 /// Content-Length, which the host never sends.
 pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
+/// How much of an oversized envelope is read (and thrown away) before giving up on it. The
+/// Functions front end refuses request bodies over 100 MB itself.
+const DISCARD_LIMIT: usize = 128 * 1024 * 1024;
 
 /// What a function returns.
 pub enum Outcome {
@@ -70,7 +73,8 @@ impl InvokeResponse {
     /// JSON strings (a bare string that looks like base64 would be decoded, an object
     /// re-serialised).
     pub fn with_queue(mut self, binding: &str, messages: Vec<String>) -> Self {
-        self.outputs.insert(binding.into(), Value::Array(messages.into_iter().map(Value::String).collect()));
+        self.outputs
+            .insert(binding.into(), Value::Array(messages.into_iter().map(Value::String).collect()));
         self
     }
 }
@@ -192,7 +196,8 @@ fn json_reply(status: StatusCode, body: &impl serde::Serialize) -> warp::reply::
     let body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = warp::reply::Response::new(body.into());
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", warp::http::HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("content-type", warp::http::HeaderValue::from_static("application/json"));
     r
 }
 
@@ -202,10 +207,18 @@ async fn read_bounded(
     limit: usize,
 ) -> Result<Option<Bytes>, warp::Error> {
     let mut out = BytesMut::new();
+    let mut seen = 0usize;
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk?;
-        if out.len() + chunk.remaining() > limit {
-            return Ok(None);
+        seen += chunk.remaining();
+        if seen > limit {
+            // Read the rest without keeping it, so the host gets an answer rather than a
+            // broken pipe; past DISCARD_LIMIT the connection is simply dropped.
+            if seen > DISCARD_LIMIT {
+                return Ok(None);
+            }
+            out.clear();
+            continue;
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -214,10 +227,14 @@ async fn read_bounded(
             chunk.advance(n);
         }
     }
-    Ok(Some(out.freeze()))
+    Ok((seen <= limit).then(|| out.freeze()))
 }
 
-async fn invoke(name: String, functions: Arc<Functions>, body: impl futures::Stream<Item = Result<impl Buf, warp::Error>> + Unpin) -> Result<warp::reply::Response, Infallible> {
+async fn invoke(
+    name: String,
+    functions: Arc<Functions>,
+    body: impl futures::Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+) -> Result<warp::reply::Response, Infallible> {
     let Some(f) = functions.0.get(&name).cloned() else {
         crate::log::error("host.unknown-function", &[("function", &name)]);
         return Ok(json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such function"})));
@@ -243,7 +260,9 @@ async fn invoke(name: String, functions: Arc<Functions>, body: impl futures::Str
 /// The warp filter for the whole protocol (exposed for in-process tests and benchmarks).
 pub fn routes(functions: Functions) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let functions = Arc::new(functions);
-    let ready = warp::get().and(warp::path::end()).map(|| json_reply(StatusCode::OK, &json!({"ready": true})));
+    let ready = warp::get()
+        .and(warp::path::end())
+        .map(|| json_reply(StatusCode::OK, &json!({"ready": true})));
     let call = warp::post()
         .and(warp::path::param::<String>())
         .and(warp::path::end())
@@ -257,7 +276,9 @@ pub fn routes(functions: Functions) -> impl Filter<Extract = (warp::reply::Respo
 /// process ends.
 pub async fn serve(port: u16, functions: Functions) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     crate::log::info("host.listening", &[("address", &addr)]);
     warp::serve(routes(functions)).incoming(listener).run().await;
     Ok(())

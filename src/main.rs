@@ -69,14 +69,30 @@ fn app(env: &dyn Env, cfg: Config, kind: CredentialKind) -> anyhow::Result<App> 
     let credential = azure::credential(kind, cfg.azure_client_id.as_deref(), options.clone())?;
     let secrets = SecretStore::new(&cfg.key_vault_url, credential.clone(), options, cfg.secret_cache_ttl)?;
     let github = GitHub::new(http.clone(), &cfg.github_api_url, cfg.retry);
-    let arm = Arm::new(http, credential, &cfg.arm_url, &cfg.subscription_id, &cfg.resource_group, &cfg.aci_api_version, cfg.retry);
-    Ok(App { cfg, secrets, github, arm, clock: Arc::new(time::OffsetDateTime::now_utc) })
+    let arm = Arm::new(
+        http,
+        credential,
+        &cfg.arm_url,
+        &cfg.subscription_id,
+        &cfg.resource_group,
+        &cfg.aci_api_version,
+        cfg.retry,
+    );
+    Ok(App {
+        cfg,
+        secrets,
+        github,
+        arm,
+        clock: Arc::new(time::OffsetDateTime::now_utc),
+    })
 }
 
 fn serve(env: &dyn Env) -> anyhow::Result<()> {
     let port: u16 = env
         .get("FUNCTIONS_CUSTOMHANDLER_PORT")
-        .ok_or_else(|| anyhow::anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not set (the Functions host sets it; run `handler --help` for the CLI)"))?
+        .ok_or_else(|| {
+            anyhow::anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not set (the Functions host sets it; run `handler --help` for the CLI)")
+        })?
         .parse()
         .map_err(|_| anyhow::anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not a port number"))?;
     let cfg = Config::from_env(env)?;

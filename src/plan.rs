@@ -37,7 +37,15 @@ pub fn plan(cfg: &Config, payload: &str, now: OffsetDateTime) -> anyhow::Result<
         Delivery::WorkflowJob(ev) => ev,
         other => {
             writeln!(out, "event:     {event}")?;
-            writeln!(out, "decision:  ignore (HTTP 200): {}", if other == Delivery::Ping { "ping".into() } else { format!("event {event} is not handled") })?;
+            writeln!(
+                out,
+                "decision:  ignore (HTTP 200): {}",
+                if other == Delivery::Ping {
+                    "ping".into()
+                } else {
+                    format!("event {event} is not handled")
+                }
+            )?;
             return Ok(out);
         }
     };
@@ -67,16 +75,32 @@ pub fn plan(cfg: &Config, payload: &str, now: OffsetDateTime) -> anyhow::Result<
         Request::Create(c) => {
             let scope = match cfg.scope {
                 crate::config::Scope::Repo => format!("repos/{}", c.repository),
-                crate::config::Scope::Org { runner_group_id } => format!("orgs/{} (runner group {runner_group_id})", crate::decide::owner_of(&c.repository)),
+                crate::config::Scope::Org { runner_group_id } => {
+                    format!("orgs/{} (runner group {runner_group_id})", crate::decide::owner_of(&c.repository))
+                }
             };
-            writeln!(out, "provision: POST {}/{scope}/actions/runners/generate-jitconfig name={} labels=[{}]", cfg.github_api_url, c.runner, c.labels.join(", "))?;
+            writeln!(
+                out,
+                "provision: POST {}/{scope}/actions/runners/generate-jitconfig name={} labels=[{}]",
+                cfg.github_api_url,
+                c.runner,
+                c.labels.join(", ")
+            )?;
             writeln!(out, "           PUT {groups}/{}?api-version={}", c.runner, cfg.aci_api_version)?;
             let body = container_group_body(cfg, c, now, &Secret::new("[redacted: JIT config from GitHub]"));
             writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
         }
         Request::Release(r) => {
-            let cond = if r.only_if_idle { " unless its runner is busy with another job" } else { "" };
-            writeln!(out, "provision: deregister runner {} and DELETE {groups}/{}{cond} (managed groups only)", r.runner, r.runner)?;
+            let cond = if r.only_if_idle {
+                " unless its runner is busy with another job"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "provision: deregister runner {} and DELETE {groups}/{}{cond} (managed groups only)",
+                r.runner, r.runner
+            )?;
         }
     }
     if cfg.dry_run {

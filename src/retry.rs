@@ -66,7 +66,11 @@ pub enum CallError {
     Transport { op: &'static str, message: String },
     /// Anything else (a credential that cannot get a token, a body we cannot read).
     #[error("{op}: {message}")]
-    Other { op: &'static str, message: String, transient: bool },
+    Other {
+        op: &'static str,
+        message: String,
+        transient: bool,
+    },
 }
 
 impl CallError {
@@ -109,7 +113,13 @@ impl CallError {
             .or_else(|| body["message"].as_str())
             .map(str::to_string)
             .unwrap_or_else(|| text.chars().take(200).collect());
-        CallError::Status { op, status, code, message, request_id }
+        CallError::Status {
+            op,
+            status,
+            code,
+            message,
+            request_id,
+        }
     }
 }
 
@@ -129,7 +139,13 @@ where
                 let hint = retry_after(resp.headers());
                 (CallError::from_response(op, resp).await, hint)
             }
-            Err(e) => (CallError::Transport { op, message: transport_message(&e) }, None),
+            Err(e) => (
+                CallError::Transport {
+                    op,
+                    message: transport_message(&e),
+                },
+                None,
+            ),
         };
         if !err.is_transient() {
             return Err(err);
@@ -182,7 +198,11 @@ mod tests {
     use super::*;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(20) }
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(20),
+        }
     }
 
     #[test]

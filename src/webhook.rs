@@ -12,7 +12,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Is `X-Hub-Signature-256` a valid HMAC-SHA256 of `body` under any of `secrets`?
 /// Compared in constant time; every secret is tried, so timing does not tell which matched.
 pub fn signature_valid(secrets: &[Secret], body: &[u8], header: Option<&str>) -> bool {
-    let Some(sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")).and_then(|h| hex::decode(h).ok()) else {
+    let Some(sig) = header
+        .and_then(|h| h.trim().strip_prefix("sha256="))
+        .and_then(|h| hex::decode(h).ok())
+    else {
         return false;
     };
     if sig.len() != 32 {
@@ -20,7 +23,9 @@ pub fn signature_valid(secrets: &[Secret], body: &[u8], header: Option<&str>) ->
     }
     let mut valid = false;
     for s in secrets {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(s.expose().as_bytes()) else { continue };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(s.expose().as_bytes()) else {
+            continue;
+        };
         mac.update(body);
         valid |= mac.verify_slice(&sig).is_ok();
     }
@@ -29,7 +34,13 @@ pub fn signature_valid(secrets: &[Secret], body: &[u8], header: Option<&str>) ->
 
 /// The webhook secret setting holds several secrets, one per line (rotation).
 pub fn split_secrets(value: &Secret) -> Vec<Secret> {
-    value.expose().lines().map(str::trim).filter(|l| !l.is_empty()).map(Secret::new).collect()
+    value
+        .expose()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(Secret::new)
+        .collect()
 }
 
 /// A delivery, parsed.
@@ -163,7 +174,10 @@ mod tests {
         for (rule, header, body) in cases {
             assert!(!signature_valid(&secrets, body, header.as_deref()), "{rule}");
         }
-        assert!(!signature_valid(&[], b"Hello, World!", Some(&format!("sha256={good}"))), "no secrets");
+        assert!(
+            !signature_valid(&[], b"Hello, World!", Some(&format!("sha256={good}"))),
+            "no secrets"
+        );
     }
 
     #[test]
@@ -197,7 +211,10 @@ mod tests {
     #[test]
     fn malformed_bodies_are_refused() {
         assert!(matches!(parse(Some("workflow_job"), None, "{not json"), Err(BadDelivery::Json(_))));
-        assert!(matches!(parse(Some("workflow_job"), None, r#"{"action":"queued"}"#), Err(BadDelivery::Json(_))));
+        assert!(matches!(
+            parse(Some("workflow_job"), None, r#"{"action":"queued"}"#),
+            Err(BadDelivery::Json(_))
+        ));
         assert_eq!(
             parse(Some("workflow_job"), Some("application/x-www-form-urlencoded"), "other=1").unwrap_err(),
             BadDelivery::NoPayload

@@ -58,7 +58,10 @@ async fn answer(app: &App, req: &host::HttpRequest) -> Answer {
     let secrets = match app.secrets.get(&app.cfg.webhook_secret_name).await {
         Ok(s) => webhook::split_secrets(&s),
         Err(e) => {
-            log::error("github-webhook.secret-unavailable", &[("setting", &"GITHUB_WEBHOOK_SECRET_NAME"), ("error", &e)]);
+            log::error(
+                "github-webhook.secret-unavailable",
+                &[("setting", &"GITHUB_WEBHOOK_SECRET_NAME"), ("error", &e)],
+            );
             return Answer::SecretUnavailable;
         }
     };
@@ -82,12 +85,27 @@ fn finish(answer: Answer, delivery: Option<&str>) -> Outcome {
     let mut response = InvokeResponse::http(status, &body);
     match &answer {
         Answer::Accepted(r) => {
-            log::info("github-webhook", &[("status", &status), ("delivery", &delivery), ("op", &op(r)), ("runner", &r.runner())]);
+            log::info(
+                "github-webhook",
+                &[
+                    ("status", &status),
+                    ("delivery", &delivery),
+                    ("op", &op(r)),
+                    ("runner", &r.runner()),
+                ],
+            );
             response = response.with_queue(QUEUE_OUTPUT, vec![r.to_message()]);
         }
         Answer::Ignored(why) => log::info("github-webhook", &[("status", &status), ("delivery", &delivery), ("ignored", why)]),
         Answer::Malformed(why) => log::error("github-webhook", &[("status", &status), ("delivery", &delivery), ("error", why)]),
-        _ => log::error("github-webhook", &[("status", &status), ("delivery", &delivery), ("error", &body["error"].as_str().unwrap_or(""))]),
+        _ => log::error(
+            "github-webhook",
+            &[
+                ("status", &status),
+                ("delivery", &delivery),
+                ("error", &body["error"].as_str().unwrap_or("")),
+            ],
+        ),
     }
     Outcome::Done(response)
 }

@@ -81,15 +81,24 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     };
     match result {
         Ok(done) => {
-            log::info("provision", &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("result", &done)]);
+            log::info(
+                "provision",
+                &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("result", &done)],
+            );
             Outcome::Done(InvokeResponse::default())
         }
         Err(Failure::Retry(e)) => {
-            log::error("provision.retry", &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("error", &e)]);
+            log::error(
+                "provision.retry",
+                &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("error", &e)],
+            );
             Outcome::Fail
         }
         Err(Failure::Drop(e)) => {
-            log::error("provision.dropped", &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("error", &e)]);
+            log::error(
+                "provision.dropped",
+                &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("error", &e)],
+            );
             Outcome::Done(InvokeResponse::default())
         }
     }
@@ -114,7 +123,11 @@ async fn live_groups(app: &App, listed: Vec<Group>) -> Result<usize, CallError> 
 
 async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app.secrets.get(&cfg.pat_secret_name).await.map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app
+        .secrets
+        .get(&cfg.pat_secret_name)
+        .await
+        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
     let (target, group_id) = app.target(&c.repository);
 
     // A retried message may be stale: the job may have started elsewhere or been cancelled.
@@ -139,7 +152,14 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     let now = (app.clock)();
     if cfg.dry_run {
         let body = container_group_body(cfg, c, now, &crate::secret::Secret::new("[redacted]"));
-        log::info("dry-run.github.generate-jitconfig", &[("runner", &c.runner), ("target", &format!("{target:?}")), ("labels", &c.labels.join(","))]);
+        log::info(
+            "dry-run.github.generate-jitconfig",
+            &[
+                ("runner", &c.runner),
+                ("target", &format!("{target:?}")),
+                ("labels", &c.labels.join(",")),
+            ],
+        );
         log::info("dry-run.arm.put-container-group", &[("name", &c.runner), ("body", &body)]);
         return Ok(Done::DryRun);
     }
@@ -172,7 +192,11 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
 
 async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app.secrets.get(&cfg.pat_secret_name).await.map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app
+        .secrets
+        .get(&cfg.pat_secret_name)
+        .await
+        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
     let (target, _) = app.target(&r.repository);
 
     let group = app.arm.get_group(&r.runner).await?;
@@ -199,5 +223,8 @@ async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     if group.is_some() {
         app.arm.delete_group(&r.runner).await?;
     }
-    Ok(Done::Released { deregistered: runner.is_some(), deleted: group.is_some() })
+    Ok(Done::Released {
+        deregistered: runner.is_some(),
+        deleted: group.is_some(),
+    })
 }

@@ -1,0 +1,474 @@
+//! A fake Azure Functions host. It stages the handler the way `scripts/package.sh` lays out
+//! `dist/` (host.json, the binary, one folder per function), reads each `function.json` for its
+//! bindings, starts `handler` with `FUNCTIONS_CUSTOMHANDLER_PORT` and the app settings, waits
+//! on `GET /`, and invokes functions with envelopes built as the real host builds them
+//! (`reference/functions-host.md` §2, `queue-standby-image.md` §1–2):
+//! chunked bodies with no Content-Length; `Data.req` with header arrays and the body text;
+//! `Metadata` with the body's top-level fields repeated, `Query`, `Headers` and `sys`;
+//! queue data JSON-encoded a second time with `DequeueCount` as a string. Queue outputs are
+//! moved to the queue with the host's conversions, and failed queue invocations are retried
+//! up to `maxDequeueCount`, then poisoned.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const MAX_DEQUEUE_COUNT: u32 = 5;
+
+#[derive(Debug, Clone)]
+struct Binding {
+    kind: String,
+    direction: String,
+    name: String,
+    queue: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub text: String,
+    pub dequeue_count: u32,
+    pub id: String,
+}
+
+/// What the caller of an HTTP function sees.
+#[derive(Debug, Clone)]
+pub struct HttpResult {
+    pub status: u16,
+    pub body: String,
+    /// The handler's whole answer to the host (empty when it failed the invocation).
+    pub raw: String,
+}
+
+impl HttpResult {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+pub struct FakeHost {
+    child: Child,
+    port: u16,
+    client: reqwest::Client,
+    bindings: HashMap<String, Vec<Binding>>,
+    pub queues: Mutex<HashMap<String, VecDeque<Message>>>,
+    pub poison: Mutex<Vec<Message>>,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    /// Every answer the handler gave the host, verbatim.
+    pub answers: Mutex<Vec<String>>,
+    pub dir: PathBuf,
+    next_id: Mutex<u64>,
+}
+
+/// A fresh directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("aci-runners-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Stages host.json, the handler and `functions/*/function.json` into `dir`, as package.sh does.
+pub fn stage(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("host.json"), dir.join("host.json")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_handler"), dir.join("handler")).unwrap();
+    for entry in std::fs::read_dir(root.join("functions")).unwrap() {
+        let entry = entry.unwrap();
+        let to = dir.join(entry.file_name());
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(entry.path().join("function.json"), to.join("function.json")).unwrap();
+    }
+}
+
+fn read_bindings(dir: &Path) -> HashMap<String, Vec<Binding>> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let fj = entry.path().join("function.json");
+        if !fj.exists() {
+            continue;
+        }
+        let v: Value = serde_json::from_slice(&std::fs::read(&fj).unwrap()).unwrap();
+        let bs = v["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| Binding {
+                kind: b["type"].as_str().unwrap().to_string(),
+                direction: b["direction"].as_str().unwrap().to_string(),
+                name: b["name"].as_str().unwrap().to_string(),
+                queue: b["queueName"].as_str().map(|q| q.to_ascii_lowercase()),
+            })
+            .collect();
+        out.insert(entry.file_name().to_string_lossy().to_string(), bs);
+    }
+    out
+}
+
+fn pump(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            sink.lock().unwrap().push(l);
+        }
+    });
+}
+
+/// How the host serialises a binding-data value into `Metadata`: strings (and numbers and
+/// bools, converted to strings first) are JSON-encoded once more; objects stay objects.
+fn metadata_value(v: &Value) -> Value {
+    match v {
+        Value::Object(_) => v.clone(),
+        Value::String(s) => Value::String(serde_json::to_string(s).unwrap()),
+        other => Value::String(serde_json::to_string(&other.to_string()).unwrap()),
+    }
+}
+
+fn sys(function: &str) -> Value {
+    json!({"MethodName": function, "UtcNow": "2026-11-28T12:00:00.1234567Z", "RandGuid": "35e6e68c-5583-436c-a277-5aec2b416ba8"})
+}
+
+/// The envelope for an HTTP trigger, as `HttpRequestExtensions.GetRequestAsJObject` and the
+/// HTTP binding data build it.
+pub fn http_envelope(function: &str, route: &str, method: &str, headers: &[(&str, &str)], query: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut hs: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    hs.push(("Host".into(), "aci-runners-test.azurewebsites.net".into()));
+    if !body.is_empty() {
+        hs.push(("Content-Length".into(), body.len().to_string()));
+    }
+    let qs: String = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let url = format!(
+        "https://aci-runners-test.azurewebsites.net/api/{route}{}",
+        if qs.is_empty() { String::new() } else { format!("?{qs}") }
+    );
+    let mut header_arrays = Map::new();
+    let mut header_strings = Map::new();
+    for (k, v) in &hs {
+        header_arrays.insert(k.clone(), json!([v]));
+        header_strings.insert(k.clone(), json!(v));
+    }
+    let query_obj: Map<String, Value> = query.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let mut req = json!({
+        "Url": url, "Method": method, "Query": query_obj, "Headers": header_arrays, "Params": {},
+        "Identities": [{"AuthenticationType": "WebJobsAuthLevel", "IsAuthenticated": true, "Actor": null, "BootstrapContext": null,
+                        "Claims": [{"Type": "http://schemas.microsoft.com/2017/07/functions/claims/authlevel", "Value": "Function"}],
+                        "Label": null, "Name": null,
+                        "NameClaimType": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+                        "RoleClaimType": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}]
+    });
+    if !body.is_empty() {
+        req["Body"] = json!(String::from_utf8_lossy(body));
+    }
+    let mut metadata = Map::new();
+    if let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(body) {
+        for (k, v) in top {
+            if !v.is_array() {
+                metadata.insert(k, metadata_value(&v));
+            }
+        }
+    }
+    for (k, v) in query {
+        if *k != "code" {
+            metadata.insert(k.to_string(), metadata_value(&json!(v)));
+        }
+    }
+    metadata.insert("Query".into(), Value::Object(query_obj));
+    metadata.insert("Headers".into(), Value::Object(header_strings));
+    metadata.insert("sys".into(), sys(function));
+    serde_json::to_vec(&json!({"Data": {"req": req}, "Metadata": metadata})).unwrap()
+}
+
+/// How the host turns one `Outputs.<queue>` value into queue messages
+/// (`HttpScriptInvocationResultExtensions.GetBindingValue`, `FunctionBinding.BindAsyncCollectorAsync`).
+pub fn queue_messages(v: &Value) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => s.clone(),
+                other => serde_json::to_string_pretty(other).unwrap(),
+            })
+            .collect(),
+        Value::String(s) => {
+            if let Ok(bytes) = b64.decode(s) {
+                return vec![String::from_utf8_lossy(&bytes).into_owned()];
+            }
+            let t = s.trim();
+            if (t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']')) {
+                return match serde_json::from_str::<Value>(t).unwrap() {
+                    Value::Array(a) => a.iter().map(|x| serde_json::to_string_pretty(x).unwrap()).collect(),
+                    other => vec![serde_json::to_string_pretty(&other).unwrap()],
+                };
+            }
+            vec![s.clone()]
+        }
+        other => vec![serde_json::to_string_pretty(other).unwrap()],
+    }
+}
+
+impl FakeHost {
+    /// Stages and starts the handler with exactly these app settings (no other environment).
+    pub async fn start(settings: &HashMap<String, String>) -> FakeHost {
+        let dir = temp_dir("host");
+        stage(&dir);
+        let bindings = read_bindings(&dir);
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut child = Command::new(dir.join("handler"))
+            .current_dir(&dir)
+            .env_clear()
+            .envs(settings)
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
+            .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "8a3f1e2c-0000-4000-8000-000000000001")
+            .env("FUNCTIONS_APP_ROOT_PATH", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start handler");
+        let stdout: Arc<Mutex<Vec<String>>> = Default::default();
+        let stderr: Arc<Mutex<Vec<String>>> = Default::default();
+        pump(child.stdout.take().unwrap(), stdout.clone());
+        pump(child.stderr.take().unwrap(), stderr.clone());
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let host = FakeHost {
+            child,
+            port,
+            client,
+            bindings,
+            queues: Default::default(),
+            poison: Default::default(),
+            stdout,
+            stderr,
+            answers: Default::default(),
+            dir,
+            next_id: Mutex::new(0),
+        };
+        host.wait_ready().await;
+        host
+    }
+
+    /// Like the host: poll `GET /` every 25 ms; any answer means ready.
+    async fn wait_ready(&self) {
+        for _ in 0..400 {
+            if self.client.get(format!("http://127.0.0.1:{}/", self.port)).send().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("handler never became ready; stderr: {:?}", self.stderr.lock().unwrap());
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends an envelope chunked (no Content-Length), as the host does. Returns the handler's
+    /// status and body.
+    pub async fn post_envelope(&self, function: &str, envelope: Vec<u8>) -> (u16, String) {
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+            envelope.chunks(4096).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+        let resp = self
+            .client
+            .post(format!("http://127.0.0.1:{}/{function}", self.port))
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("X-Azure-Functions-InvocationId", "fa4fcd1a-a965-431e-8f10-a15c07b4fe2a")
+            .header("User-Agent", "Azure-Functions-Host/4.1037.0")
+            .body(body)
+            .send()
+            .await
+            .expect("handler answered");
+        let status = resp.status().as_u16();
+        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        if (200..300).contains(&status) {
+            assert!(
+                ct.as_deref().is_some_and(|c| c.starts_with("application/json")),
+                "host needs application/json, got {ct:?}"
+            );
+        }
+        self.answers.lock().unwrap().push(text.clone());
+        (status, text)
+    }
+
+    /// Writes an invocation's queue outputs, as the output bindings would.
+    fn apply_outputs(&self, function: &str, outputs: &Value) {
+        for b in self.bindings[function].iter().filter(|b| b.kind == "queue" && b.direction == "out") {
+            if let Some(v) = outputs.get(&b.name) {
+                for text in queue_messages(v) {
+                    self.enqueue(b.queue.as_deref().unwrap(), &text);
+                }
+            }
+        }
+    }
+
+    pub fn enqueue(&self, queue: &str, text: &str) {
+        let mut id = self.next_id.lock().unwrap();
+        *id += 1;
+        let m = Message {
+            text: text.to_string(),
+            dequeue_count: 0,
+            id: format!("4434c659-815f-434e-a851-{:012}", *id),
+        };
+        self.queues.lock().unwrap().entry(queue.to_string()).or_default().push_back(m);
+    }
+
+    pub fn queued(&self, queue: &str) -> Vec<String> {
+        self.queues
+            .lock()
+            .unwrap()
+            .get(queue)
+            .map(|q| q.iter().map(|m| m.text.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Invokes an HTTP function as a caller (GitHub, a workflow step) would reach it.
+    pub async fn http(&self, function: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResult {
+        let route = match function {
+            "github-webhook" => "github/webhook",
+            other => other,
+        };
+        let env = http_envelope(function, route, method, headers, &[("code", "function-key-abc")], body);
+        let (status, text) = self.post_envelope(function, env).await;
+        if !(200..300).contains(&status) {
+            // The invocation failed: the caller gets a 500 and no output binding is written.
+            return HttpResult {
+                status: 500,
+                body: String::new(),
+                raw: text,
+            };
+        }
+        let v: Value = serde_json::from_str(&text).expect("the answer to the host is JSON");
+        let outputs = v.get("Outputs").cloned().unwrap_or(Value::Null);
+        let res = &outputs["res"];
+        assert!(res.is_object(), "Outputs.res must be an object: {text}");
+        let status = match &res["statusCode"] {
+            Value::Number(n) => n.as_u64().unwrap() as u16,
+            Value::String(s) => s.parse().unwrap(),
+            _ => 200,
+        };
+        let body = res["body"].as_str().map(str::to_string).unwrap_or_else(|| res["body"].to_string());
+        self.apply_outputs(function, &outputs);
+        HttpResult { status, body, raw: text }
+    }
+
+    /// The queue-trigger envelope for one message.
+    pub fn queue_envelope(function: &str, binding: &str, m: &Message) -> Vec<u8> {
+        let mut metadata = Map::new();
+        metadata.insert("DequeueCount".into(), json!(m.dequeue_count.to_string()));
+        metadata.insert("ExpirationTime".into(), json!("2026-12-05T12:00:00+00:00"));
+        metadata.insert("Id".into(), json!(serde_json::to_string(&m.id).unwrap()));
+        metadata.insert("InsertionTime".into(), json!("2026-11-28T12:00:00+00:00"));
+        metadata.insert("NextVisibleTime".into(), json!("2026-11-28T12:10:00+00:00"));
+        metadata.insert("PopReceipt".into(), json!("\"AgAAAAMAAAAAAAAAVqQNb/ai2gE=\""));
+        metadata.insert("sys".into(), sys(function));
+        if let Ok(Value::Object(top)) = serde_json::from_str::<Value>(&m.text) {
+            for (k, v) in top {
+                if v.is_array() {
+                    continue;
+                }
+                // Binding data is case-insensitive: a message key overrides a built-in one.
+                if let Some(existing) = metadata.keys().find(|e| e.eq_ignore_ascii_case(&k)).cloned() {
+                    metadata.remove(&existing);
+                }
+                metadata.insert(k, metadata_value(&v));
+            }
+        }
+        let data = json!({binding: serde_json::to_string(&m.text).unwrap()});
+        serde_json::to_vec(&json!({"Data": data, "Metadata": metadata})).unwrap()
+    }
+
+    /// Runs every queue-triggered function until its queues are empty. A failed invocation
+    /// makes the message visible again (visibilityTimeout is not waited out here); after
+    /// `MAX_DEQUEUE_COUNT` tries it moves to the poison queue. Returns the invocations made.
+    pub async fn drain(&self) -> usize {
+        let mut invocations = 0;
+        loop {
+            let mut did = false;
+            let triggers: Vec<(String, Binding)> = self
+                .bindings
+                .iter()
+                .flat_map(|(f, bs)| bs.iter().filter(|b| b.kind == "queueTrigger").map(move |b| (f.clone(), b.clone())))
+                .collect();
+            for (function, b) in triggers {
+                let queue = b.queue.clone().unwrap();
+                loop {
+                    let next = self.queues.lock().unwrap().get_mut(&queue).and_then(|q| q.pop_front());
+                    let Some(mut m) = next else { break };
+                    did = true;
+                    m.dequeue_count += 1;
+                    invocations += 1;
+                    let (status, text) = self.post_envelope(&function, Self::queue_envelope(&function, &b.name, &m)).await;
+                    if (200..300).contains(&status) {
+                        let v: Value = serde_json::from_str(&text).expect("JSON answer");
+                        self.apply_outputs(&function, v.get("Outputs").unwrap_or(&Value::Null));
+                    } else if m.dequeue_count >= MAX_DEQUEUE_COUNT {
+                        self.poison.lock().unwrap().push(m);
+                    } else {
+                        self.queues.lock().unwrap().entry(queue.clone()).or_default().push_back(m);
+                    }
+                }
+            }
+            if !did {
+                return invocations;
+            }
+        }
+    }
+
+    /// Invokes a timer function.
+    pub async fn timer(&self, function: &str, status: Value, past_due: bool) -> (u16, String) {
+        let binding = self.bindings[function]
+            .iter()
+            .find(|b| b.kind == "timerTrigger")
+            .expect("a timer trigger")
+            .name
+            .clone();
+        let env = json!({"Data": {binding: {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}},
+                         "Metadata": {"sys": sys(function)}});
+        self.post_envelope(function, serde_json::to_vec(&env).unwrap()).await
+    }
+
+    /// stdout and stderr, as the host would have logged them.
+    pub fn logs(&self) -> String {
+        let mut s = self.stdout.lock().unwrap().join("\n");
+        s.push('\n');
+        s.push_str(&self.stderr.lock().unwrap().join("\n"));
+        s
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (polling, bounded) until the handler's output holds `needle`: the handler writes
+    /// its line before it answers, but the pipe is read by another task.
+    pub async fn wait_log(&self, needle: &str) {
+        for _ in 0..400 {
+            if self.logs().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("no log line with {needle:?} in:\n{}", self.logs());
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,192 @@
+//! The test bench: fakes of GitHub, ARM, Key Vault and the managed-identity endpoint on
+//! loopback (TLS where the real ones are), a CONNECT proxy that routes the production-looking
+//! host names to them, and a fake Functions host driving the staged handler.
+#![allow(dead_code)]
+
+pub mod fakes;
+pub mod host;
+pub mod net;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use fakes::*;
+use host::FakeHost;
+
+pub const PAT: &str = "ghp_leaktest_PAT_9d8c7b6a5f4e3d2c1b0a";
+pub const WEBHOOK_SECRET: &str = "whsec-leaktest-current-4c1d";
+pub const OLD_WEBHOOK_SECRET: &str = "whsec-leaktest-previous-88aa";
+
+pub struct Bench {
+    pub github: fakes::GitHub,
+    pub arm: fakes::Arm,
+    pub vault: fakes::Vault,
+    pub identity: fakes::Identity,
+    pub settings: HashMap<String, String>,
+    pub proxy_refused: Arc<std::sync::Mutex<Vec<String>>>,
+    pub host: Option<FakeHost>,
+}
+
+/// The queued fixture with labels this deployment serves and a job id of our choosing, as
+/// a real queued delivery (runner fields null).
+pub fn queued_payload(job_id: u64, labels: &[&str]) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(include_bytes!("../data/workflow_job__queued.payload.json")).unwrap();
+    v["workflow_job"]["id"] = job_id.into();
+    v["workflow_job"]["labels"] = labels.iter().map(|l| Value::from(*l)).collect();
+    for k in ["runner_id", "runner_name", "runner_group_id", "runner_group_name"] {
+        v["workflow_job"][k] = Value::Null;
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The completed fixture, run by `runner` (None = cancelled while queued).
+pub fn completed_payload(job_id: u64, labels: &[&str], runner: Option<&str>) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(include_bytes!(
+        "../data/workflow_job__completed.success.with-organization.payload.json"
+    ))
+    .unwrap();
+    v["workflow_job"]["id"] = job_id.into();
+    v["workflow_job"]["labels"] = labels.iter().map(|l| Value::from(*l)).collect();
+    v["workflow_job"]["runner_name"] = runner.map(Value::from).unwrap_or(Value::Null);
+    serde_json::to_vec(&v).unwrap()
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Bench {
+    /// Starts the fakes (not the host). `extra` settings override the defaults.
+    pub async fn new(extra: &[(&str, &str)]) -> Bench {
+        let pki = net::make_pki(&["management.azure.test", "myvault.vault.azure.test", "api.github.test"]);
+        let github = fakes::github(PAT);
+        let arm = fakes::arm();
+        let vault = fakes::vault(&[("github-pat", PAT), ("github-webhook-secret", WEBHOOK_SECRET)]);
+        let identity: fakes::Identity = Default::default();
+
+        let gh_addr = net::serve_tls(github_handler(github.clone()), &pki).await;
+        let arm_addr = net::serve_tls(arm_handler(arm.clone()), &pki).await;
+        let kv_addr = net::serve_tls(vault_handler(vault.clone()), &pki).await;
+        let mi_addr = net::serve_http(identity_handler(identity.clone())).await;
+        let proxy = net::connect_proxy(
+            [
+                ("api.github.test", gh_addr),
+                ("management.azure.test", arm_addr),
+                ("myvault.vault.azure.test", kv_addr),
+            ]
+            .into_iter()
+            .map(|(h, a)| (h.to_string(), a))
+            .collect(),
+        )
+        .await;
+
+        let dir = host::temp_dir("pki");
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, &pki.ca_pem).unwrap();
+
+        let mut settings: HashMap<String, String> = [
+            ("FUNCTIONS_WORKER_RUNTIME", "custom".to_string()),
+            ("KEY_VAULT_URL", "https://myvault.vault.azure.test".into()),
+            ("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION.into()),
+            ("RUNNER_RESOURCE_GROUP", RESOURCE_GROUP.into()),
+            ("RUNNER_LOCATION", "westeurope".into()),
+            ("AZURE_CLIENT_ID", CLIENT_ID.into()),
+            ("GITHUB_API_URL", "https://api.github.test".into()),
+            ("AZURE_RESOURCE_MANAGER_URL", "https://management.azure.test".into()),
+            ("ACI_API_VERSION", API_VERSION.into()),
+            ("IDENTITY_ENDPOINT", format!("http://{mi_addr}/msi/token")),
+            ("IDENTITY_HEADER", IDENTITY_HEADER.into()),
+            ("HTTPS_PROXY", format!("http://{}", proxy.addr)),
+            ("NO_PROXY", "127.0.0.1,localhost".into()),
+            ("SSL_CERT_FILE", ca.to_string_lossy().into_owned()),
+            ("RETRY_BASE_DELAY_MS", "1".into()),
+            ("RETRY_MAX_DELAY_MS", "50".into()),
+            ("RETRY_MAX_ATTEMPTS", "3".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            settings.insert(k.to_string(), v.to_string());
+        }
+        Bench {
+            github,
+            arm,
+            vault,
+            identity,
+            settings,
+            proxy_refused: proxy.refused,
+            host: None,
+        }
+    }
+
+    /// Starts the fakes and the host.
+    pub async fn start(extra: &[(&str, &str)]) -> Bench {
+        let mut b = Bench::new(extra).await;
+        b.host = Some(FakeHost::start(&b.settings).await);
+        b
+    }
+
+    pub fn host(&self) -> &FakeHost {
+        self.host.as_ref().expect("host started")
+    }
+
+    /// A signed `workflow_job` delivery through the host, as GitHub sends it.
+    pub async fn deliver(&self, event: &str, body: &[u8]) -> host::HttpResult {
+        self.deliver_signed(event, body, &sign(WEBHOOK_SECRET, body), "application/json")
+            .await
+    }
+
+    pub async fn deliver_signed(&self, event: &str, body: &[u8], signature: &str, content_type: &str) -> host::HttpResult {
+        let headers = [
+            ("Accept", "*/*"),
+            ("User-Agent", "GitHub-Hookshot/044aadd"),
+            ("Content-Type", content_type),
+            ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            ("X-GitHub-Event", event),
+            ("X-GitHub-Hook-ID", "292430182"),
+            ("X-GitHub-Hook-Installation-Target-ID", "79929171"),
+            ("X-GitHub-Hook-Installation-Target-Type", "repository"),
+            ("X-Hub-Signature-256", signature),
+        ];
+        self.host().http("github-webhook", "POST", &headers, body).await
+    }
+
+    /// Fails the test on any call a fake did not expect, or any host the proxy refused.
+    pub fn assert_clean(&self) {
+        assert!(
+            self.github.lock().unwrap().c.unexpected.is_empty(),
+            "unexpected GitHub calls: {:?}",
+            self.github.lock().unwrap().c.unexpected
+        );
+        assert!(
+            self.arm.lock().unwrap().c.unexpected.is_empty(),
+            "unexpected ARM calls: {:?}",
+            self.arm.lock().unwrap().c.unexpected
+        );
+        assert!(
+            self.vault.lock().unwrap().c.unexpected.is_empty(),
+            "unexpected Key Vault calls: {:?}",
+            self.vault.lock().unwrap().c.unexpected
+        );
+        assert!(self.identity.lock().unwrap().c.unexpected.is_empty(), "unexpected identity calls");
+        assert!(
+            self.proxy_refused.lock().unwrap().is_empty(),
+            "calls to unknown hosts: {:?}",
+            self.proxy_refused.lock().unwrap()
+        );
+    }
+
+    pub async fn stop(mut self) {
+        self.assert_clean();
+        if let Some(h) = self.host.take() {
+            h.stop().await;
+        }
+    }
+}
