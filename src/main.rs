@@ -97,7 +97,16 @@ fn serve(env: &dyn Env) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not a port number"))?;
     let cfg = Config::from_env(env)?;
     let dry_run = cfg.dry_run;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // One core (a pinned or single-vCPU worker): a single-threaded runtime, no work stealing.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let runtime = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores)
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(async move {
         let app = Arc::new(app(env, cfg, CredentialKind::ManagedIdentity)?);
         log::info("handler.starting", &[("version", &retry::USER_AGENT), ("dry_run", &dry_run)]);
