@@ -65,7 +65,7 @@ fn spawn_pinned(env: &[(String, String)]) -> (std::process::Child, u16, Duration
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let start = Instant::now();
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.write_all(b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
@@ -75,6 +75,8 @@ fn spawn_pinned(env: &[(String, String)]) -> (std::process::Child, u16, Duration
             }
         }
         if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
             panic!("handler not ready after 10 s");
         }
         std::hint::spin_loop();
