@@ -54,6 +54,8 @@ fn settings_env(b: &Bench) -> Vec<(String, String)> {
 }
 
 /// Spawns the handler pinned to CPU 0 and returns it with the time until `GET /` answered.
+// The child is returned to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
 fn spawn_pinned(env: &[(String, String)]) -> (std::process::Child, u16, Duration) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = common::host::temp_dir("bench");
