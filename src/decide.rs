@@ -107,6 +107,16 @@ pub fn job_id_from_name(prefix: &str, name: &str) -> Option<u64> {
     name.strip_prefix(prefix)?.strip_prefix('-')?.parse().ok()
 }
 
+/// The run id a workflow-step runner's name was made from (`<prefix>-<run>-<attempt>-<8 hex>`).
+pub fn run_id_from_name(prefix: &str, name: &str) -> Option<u64> {
+    let rest = name.strip_prefix(prefix)?.strip_prefix('-')?;
+    let parts: Vec<&str> = rest.split('-').collect();
+    match parts.as_slice() {
+        [run, attempt, hash] if attempt.parse::<u32>().is_ok() && hash.len() == 8 => run.parse().ok(),
+        _ => None,
+    }
+}
+
 /// All of the job's labels are ours (case-insensitive) and at least one is not a GitHub
 /// default label, so a job asking only for `self-hosted` is never taken.
 pub fn labels_served(job_labels: &[String], runner_labels: &[String]) -> bool {
@@ -373,6 +383,8 @@ mod tests {
         );
         assert_eq!(job_id_from_name("aci-runner", "aci-runner-42"), Some(42));
         assert_eq!(job_id_from_name("aci-runner", &a), None);
+        assert_eq!(run_id_from_name("aci-runner", &a), Some(2202229078));
+        assert_eq!(run_id_from_name("aci-runner", "aci-runner-42"), None);
     }
 
     #[test]

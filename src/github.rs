@@ -22,6 +22,15 @@ impl Target<'_> {
     }
 }
 
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Repo(r) => write!(f, "repo {r}"),
+            Target::Org(o) => write!(f, "org {o}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Runner {
     pub id: u64,
@@ -171,6 +180,28 @@ impl GitHub {
             transient: true,
         })?;
         Ok(Some(j.status))
+    }
+}
+
+impl GitHub {
+    /// A workflow run's `status` (`queued`, `in_progress`, `completed`, …), or `None` if gone.
+    pub async fn run_status(&self, pat: &Secret, repository: &str, run_id: u64) -> Result<Option<String>, CallError> {
+        const OP: &str = "github.get-run";
+        let path = format!("/repos/{repository}/actions/runs/{run_id}");
+        let resp = retry::send(OP, &self.retry, &[404], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        #[derive(Deserialize)]
+        struct Run {
+            status: Option<String>,
+        }
+        let r: Run = resp.json().await.map_err(|e| CallError::Other {
+            op: OP,
+            message: format!("unreadable answer: {e}"),
+            transient: true,
+        })?;
+        Ok(Some(r.status.unwrap_or_default()))
     }
 }
 

@@ -16,4 +16,5 @@ pub mod log;
 pub mod plan;
 pub mod retry;
 pub mod secret;
+pub mod sweep;
 pub mod webhook;

@@ -18,6 +18,10 @@ usage:
                            embedded queued workflow_job for [self-hosted, aci]) would do:
                            the decision and the exact container group body, secrets redacted.
                            No network; missing settings get built-in stand-ins.
+  handler sweep --dry-run  run the sweeper once from a workstation and print what it would
+                           delete and why (credential: the managed identity when
+                           IDENTITY_ENDPOINT is set, else Azure CLI / azd login)
+  handler sweep --yes      the same, deleting
   handler --version";
 
 fn process_env() -> impl Env {
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         None => serve(&env),
         Some("plan") => run_plan(&env, args.get(1)),
+        Some("sweep") => run_sweep(&env, &args[1..]),
         Some("--version") | Some("-V") => {
             println!("{}", retry::USER_AGENT);
             Ok(())
@@ -57,6 +62,49 @@ fn run_plan(env: &dyn Env, file: Option<&String>) -> anyhow::Result<()> {
     };
     print!("{}", plan::plan(&cfg, &payload, time::OffsetDateTime::now_utc())?);
     Ok(())
+}
+
+fn run_sweep(env: &dyn Env, flags: &[String]) -> anyhow::Result<()> {
+    let dry_run = flags.iter().any(|f| f == "--dry-run");
+    let yes = flags.iter().any(|f| f == "--yes");
+    if let Some(bad) = flags.iter().find(|f| *f != "--dry-run" && *f != "--yes") {
+        anyhow::bail!("unknown flag {bad:?} for sweep (use --dry-run or --yes)");
+    }
+    if !dry_run && !yes {
+        anyhow::bail!("sweep deletes container groups and runner registrations: pass --dry-run to see the plan, or --yes to carry it out");
+    }
+    let cfg = Config::from_env(env)?;
+    let kind = if env.get("IDENTITY_ENDPOINT").is_some() {
+        CredentialKind::ManagedIdentity
+    } else {
+        CredentialKind::Developer
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let app = app(env, cfg, kind)?;
+        let report = aci_runners::functions::sweep::sweep(&app, dry_run || app.cfg.dry_run).await;
+        for (d, ended) in &report.deletions {
+            let what = [
+                d.deregister
+                    .as_ref()
+                    .map(|r| format!("deregister runner {} ({})", r.name, r.target)),
+                d.group.as_ref().map(|g| format!("delete group {g}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", then ");
+            println!("{:<10} {what}: {ended}", d.reason.as_str());
+        }
+        for f in &report.read_failures {
+            println!("read failed: {f}");
+        }
+        println!("{}", report.summary());
+        if report.failed() > 0 {
+            anyhow::bail!("{} operations failed", report.failed());
+        }
+        Ok(())
+    })
 }
 
 fn app(env: &dyn Env, cfg: Config, kind: CredentialKind) -> anyhow::Result<App> {

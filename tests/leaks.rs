@@ -15,6 +15,7 @@ async fn no_secret_leaks_anywhere() {
     b.deliver("workflow_job", &queued_payload(1, &["self-hosted", "aci"])).await;
     // Failure paths that log errors: GitHub refusing, ARM refusing, a bad signature.
     b.github.lock().unwrap().c.faults.push(Fault {
+        only: None,
         op: "jit",
         times: 1,
         resp: Resp::json(401, json!({"message": "Bad credentials"})),
@@ -22,6 +23,7 @@ async fn no_secret_leaks_anywhere() {
     b.deliver("workflow_job", &queued_payload(2, &["self-hosted", "aci"])).await;
     b.host().drain().await;
     b.arm.lock().unwrap().c.faults.push(Fault {
+        only: None,
         op: "put",
         times: 1,
         resp: Resp::json(400, json!({"error": {"code": "InvalidRequestContent", "message": "bad"}})),

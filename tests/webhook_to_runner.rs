@@ -394,6 +394,7 @@ async fn release_never_touches_an_unmanaged_group() {
 async fn arm_429_with_a_short_retry_after_is_retried_in_place() {
     let b = Bench::start(&[]).await;
     b.arm.lock().unwrap().c.faults.push(Fault {
+        only: None,
         op: "put",
         times: 1,
         resp: Resp::json(429, json!({"error": {"code": "TooManyRequests", "message": "throttled"}}))
@@ -414,6 +415,7 @@ async fn arm_429_with_a_short_retry_after_is_retried_in_place() {
 async fn arm_429_with_a_long_retry_after_goes_back_to_the_queue() {
     let b = Bench::start(&[]).await;
     b.arm.lock().unwrap().c.faults.push(Fault {
+        only: None,
         op: "put",
         times: 1,
         resp: Resp::json(429, json!({"error": {"code": "TooManyRequests", "message": "throttled"}})).with_header("retry-after", "17"),
@@ -444,6 +446,7 @@ async fn arm_429_with_a_long_retry_after_goes_back_to_the_queue() {
 async fn github_5xx_on_the_jit_call_is_retried() {
     let b = Bench::start(&[]).await;
     b.github.lock().unwrap().c.faults.push(Fault {
+        only: None,
         op: "jit",
         times: 2,
         resp: Resp::json(502, json!({"message": "Server Error"})),
@@ -463,6 +466,7 @@ async fn github_5xx_on_the_jit_call_is_retried() {
 async fn github_5xx_past_the_retries_fails_the_invocation_until_github_recovers() {
     let b = Bench::start(&[]).await;
     b.github.lock().unwrap().c.faults.push(Fault {
+        only: None,
         op: "jit",
         times: 4,
         resp: Resp::json(503, json!({"message": "Service Unavailable"})),
@@ -482,6 +486,7 @@ async fn github_5xx_past_the_retries_fails_the_invocation_until_github_recovers(
 async fn arm_quota_error_removes_the_registration_and_drops_the_message() {
     let b = Bench::start(&[]).await;
     b.arm.lock().unwrap().c.faults.push(Fault {
+        only: None,
         op: "put",
         times: 1,
         resp: Resp::json(409, json!({"error": {"code": "ContainerGroupQuotaReached", "message": "Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota 'StandardCores' exceeded in region 'westeurope'."}})),
@@ -537,6 +542,7 @@ async fn max_runners_holds_new_jobs_in_the_queue() {
 async fn a_retried_message_for_a_job_no_longer_queued_is_dropped() {
     let b = Bench::start(&[]).await;
     b.arm.lock().unwrap().c.faults.push(Fault {
+        only: None,
         op: "list",
         times: 3,
         resp: Resp::json(503, json!({"error": {"code": "ServiceUnavailable", "message": "busy"}})),

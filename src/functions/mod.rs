@@ -2,6 +2,7 @@
 
 pub mod github_webhook;
 pub mod provision;
+pub mod sweep;
 
 use std::sync::Arc;
 
@@ -42,7 +43,8 @@ impl App {
     /// The function table for the host.
     pub fn functions(self: Arc<Self>) -> Functions {
         let a = self.clone();
-        let b = self;
+        let b = self.clone();
+        let c = self;
         Functions::default()
             .add("github-webhook", move |env| {
                 let app = a.clone();
@@ -51,6 +53,10 @@ impl App {
             .add("provision", move |env| {
                 let app = b.clone();
                 async move { provision::run(&app, &env).await }
+            })
+            .add("sweep", move |env| {
+                let app = c.clone();
+                async move { sweep::run(&app, &env).await }
             })
     }
 }

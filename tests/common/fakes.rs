@@ -20,24 +20,43 @@ pub const JIT_SUFFIX: &str = "jit-leaktest-5b2e";
 /// "Fail the next `times` calls of `op` with `resp`."
 #[derive(Debug, Clone)]
 pub struct Fault {
+    /// Only calls whose path contains this (a group or runner name), or all.
+    pub only: Option<&'static str>,
     pub op: &'static str,
     pub times: u32,
     pub resp: Resp,
 }
 
+/// One clock for every fake, so a test can order calls across GitHub and ARM.
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Debug, Default)]
 pub struct Common {
     /// `op` of every call, in order (faulted ones included).
     pub calls: Vec<String>,
+    /// Writes that took effect, as `(sequence, "op name")`, sequenced across all fakes.
+    pub writes: Vec<(u64, String)>,
     pub unexpected: Vec<String>,
     pub faults: Vec<Fault>,
 }
 
 impl Common {
-    fn fault(&mut self, op: &str) -> Option<Resp> {
-        let f = self.faults.iter_mut().find(|f| f.op == op && f.times > 0)?;
+    fn fault(&mut self, op: &str, path: &str) -> Option<Resp> {
+        let f = self
+            .faults
+            .iter_mut()
+            .find(|f| f.op == op && f.times > 0 && f.only.is_none_or(|o| path.contains(o)))?;
         f.times -= 1;
         Some(f.resp.clone())
+    }
+
+    fn wrote(&mut self, what: String) {
+        self.writes.push((SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst), what));
+    }
+
+    /// The sequence number of a write, e.g. `seq_of("delete aci-runner-1")`.
+    pub fn seq_of(&self, what: &str) -> Option<u64> {
+        self.writes.iter().find(|(_, w)| w == what).map(|(s, _)| *s)
     }
 
     pub fn count(&self, op: &str) -> usize {
@@ -71,6 +90,8 @@ pub struct GitHubState {
     pub runners: BTreeMap<u64, FakeRunner>,
     /// job id → status, for `GET /repos/…/actions/jobs/{id}`.
     pub jobs: HashMap<u64, String>,
+    /// run id → status, for `GET /repos/…/actions/runs/{id}`.
+    pub runs: HashMap<u64, String>,
     pub next_id: u64,
     /// JIT configs handed out, by runner name.
     pub jit_configs: Vec<(String, String)>,
@@ -85,6 +106,7 @@ pub fn github(pat: &str) -> GitHub {
         c: Common::default(),
         runners: BTreeMap::new(),
         jobs: HashMap::new(),
+        runs: HashMap::new(),
         next_id: 1000,
         jit_configs: vec![],
         per_page_max: 100,
@@ -148,6 +170,7 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
         ("GET", ["runners"]) => "list-runners",
         ("DELETE", ["runners", _]) => "delete-runner",
         ("GET", ["jobs", _]) if scope.starts_with("repos/") => "get-job",
+        ("GET", ["runs", _]) if scope.starts_with("repos/") => "get-run",
         _ => return s.c.unexpected(r),
     };
     s.c.calls.push(op.into());
@@ -163,7 +186,7 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
             json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
         );
     }
-    if let Some(f) = s.c.fault(op) {
+    if let Some(f) = s.c.fault(op, &r.path) {
         return f;
     }
     match op {
@@ -188,6 +211,7 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
             runner.runner_group_id = group;
             let jit = format!("{name}-{JIT_SUFFIX}");
             s.jit_configs.push((name.to_string(), jit.clone()));
+            s.c.wrote(format!("jit {name}"));
             Resp::json(201, json!({"runner": runner_json(&s.runners[&id]), "encoded_jit_config": jit}))
         }
         "list-runners" => {
@@ -233,9 +257,17 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
                     json!({"message": format!("Bad request - Runner \"{}\" is still running a job\"", x.name)}),
                 ),
                 Some(_) => {
-                    s.runners.remove(&id);
+                    let name = s.runners.remove(&id).unwrap().name;
+                    s.c.wrote(format!("delete-runner {name}"));
                     Resp::empty(204)
                 }
+                None => Resp::json(404, json!({"message": "Not Found"})),
+            }
+        }
+        "get-run" => {
+            let id: u64 = rest[1].parse().unwrap_or(0);
+            match s.runs.get(&id) {
+                Some(status) => Resp::json(200, json!({"id": id, "status": status})),
                 None => Resp::json(404, json!({"message": "Not Found"})),
             }
         }
@@ -378,7 +410,7 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
             json!({"error": {"code": "AuthenticationFailed", "message": "Authentication failed."}}),
         );
     }
-    if let Some(f) = s.c.fault(op) {
+    if let Some(f) = s.c.fault(op, &r.path) {
         return f;
     }
     match op {
@@ -417,6 +449,7 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
             };
             let out = group_json(&g, false);
             s.groups.insert(name.clone(), g);
+            s.c.wrote(format!("put {name}"));
             s.puts.push((name, b));
             Resp::json(if existed { 200 } else { 201 }, out)
                 .with_header("azure-asyncoperation", "https://management.azure.test/operations/fake")
@@ -429,7 +462,10 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
             ),
         },
         "delete" => match s.groups.remove(&name) {
-            Some(g) => Resp::json(200, group_json(&g, false)),
+            Some(g) => {
+                s.c.wrote(format!("delete {name}"));
+                Resp::json(200, group_json(&g, false))
+            }
             None => Resp::empty(204),
         },
         _ => unreachable!(),
@@ -480,7 +516,7 @@ pub fn vault_handler(state: Vault) -> super::net::Handler {
         }
         let op = format!("read:{name}");
         s.c.calls.push(op.clone());
-        if let Some(f) = s.c.fault("read") {
+        if let Some(f) = s.c.fault("read", &r.path) {
             return f.with_header("x-ms-request-id", "fake-kv-request-0001");
         }
         match s.secrets.get(&name) {

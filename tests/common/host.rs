@@ -71,7 +71,9 @@ pub struct FakeHost {
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let d = std::env::temp_dir().join(format!("aci-runners-{tag}-{}-{n}", std::process::id()));
+    // Under the target directory, so the handler can be hard-linked rather than copied: a
+    // binary copied while another test forks can fail to start with "text file busy".
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("aci-runners-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -81,7 +83,9 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 pub fn stage(dir: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(root.join("host.json"), dir.join("host.json")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_handler"), dir.join("handler")).unwrap();
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_handler"), dir.join("handler")).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_handler"), dir.join("handler")).unwrap();
+    }
     for entry in std::fs::read_dir(root.join("functions")).unwrap() {
         let entry = entry.unwrap();
         let to = dir.join(entry.file_name());

@@ -28,6 +28,8 @@ pub struct Bench {
     pub identity: fakes::Identity,
     pub settings: HashMap<String, String>,
     pub proxy_refused: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Latency the ARM fake adds to every answer (µs).
+    pub arm_delay: net::Delay,
     pub host: Option<FakeHost>,
 }
 
@@ -71,7 +73,8 @@ impl Bench {
         let identity: fakes::Identity = Default::default();
 
         let gh_addr = net::serve_tls(github_handler(github.clone()), &pki).await;
-        let arm_addr = net::serve_tls(arm_handler(arm.clone()), &pki).await;
+        let arm_delay = net::Delay::default();
+        let arm_addr = net::serve_tls_delayed(arm_handler(arm.clone()), &pki, arm_delay.clone()).await;
         let kv_addr = net::serve_tls(vault_handler(vault.clone()), &pki).await;
         let mi_addr = net::serve_http(identity_handler(identity.clone())).await;
         let proxy = net::connect_proxy(
@@ -122,6 +125,7 @@ impl Bench {
             identity,
             settings,
             proxy_refused: proxy.refused,
+            arm_delay,
             host: None,
         }
     }

@@ -107,8 +107,22 @@ impl Resp {
 
 pub type Handler = Arc<dyn Fn(Req) -> Resp + Send + Sync>;
 
-fn filter(h: Handler) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    warp::method()
+/// Latency added before a fake answers (benchmarks), in microseconds.
+pub type Delay = Arc<std::sync::atomic::AtomicU64>;
+
+fn filter(h: Handler, delay: Delay) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    warp::any()
+        .and_then(move || {
+            let us = delay.load(std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if us > 0 {
+                    tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+                }
+                Ok::<_, std::convert::Infallible>(())
+            }
+        })
+        .untuple_one()
+        .and(warp::method())
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
@@ -140,6 +154,11 @@ fn filter(h: Handler) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
 
 /// Serves `h` over TLS on 127.0.0.1:<ephemeral>.
 pub async fn serve_tls(h: Handler, pki: &Pki) -> SocketAddr {
+    serve_tls_delayed(h, pki, Delay::default()).await
+}
+
+/// Serves `h` over TLS, answering each request after `delay`.
+pub async fn serve_tls_delayed(h: Handler, pki: &Pki, delay: Delay) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -153,7 +172,7 @@ pub async fn serve_tls(h: Handler, pki: &Pki) -> SocketAddr {
     let acceptor = TlsAcceptor::from(Arc::new(cfg));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let f = filter(h);
+    let f = filter(h, delay);
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { continue };
@@ -175,7 +194,7 @@ pub async fn serve_tls(h: Handler, pki: &Pki) -> SocketAddr {
 pub async fn serve_http(h: Handler) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(filter(h)).incoming(listener).run());
+    tokio::spawn(warp::serve(filter(h, Delay::default())).incoming(listener).run());
     addr
 }
 

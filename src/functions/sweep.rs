@@ -1,0 +1,342 @@
+//! `sweep`: the timer that removes what is left behind. It gathers what ARM and GitHub know,
+//! lets the pure [`crate::sweep::select`] decide, then deletes with bounded concurrency.
+//! One failure does not stop the rest; whatever failed is met again on the next run.
+
+use std::collections::{BTreeSet, HashSet};
+
+use futures::StreamExt;
+
+use super::App;
+use crate::arm::Group;
+use crate::config::Scope;
+use crate::decide::{is_ours, job_id_from_name, owner_of, run_id_from_name};
+use crate::github::Target;
+use crate::host::{self, InvokeResponse, Outcome};
+use crate::log;
+use crate::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
+
+/// Calls in flight at once (ARM reads, GitHub lists, deletes).
+pub const CONCURRENCY: usize = 16;
+/// The timer trigger binding of `sweep`.
+pub const TIMER_TRIGGER: &str = "timer";
+
+/// How one deletion ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ended {
+    Done,
+    DryRun,
+    /// Deregistering failed, so the idle group was kept (GitHub answers 422 when the runner
+    /// just took a job).
+    Kept(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Done => f.write_str("done"),
+            Ended::DryRun => f.write_str("would do"),
+            Ended::Kept(why) => write!(f, "kept ({why})"),
+            Ended::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+/// What one sweep saw and did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub groups_seen: usize,
+    pub runners_seen: usize,
+    pub deletions: Vec<(Deletion, Ended)>,
+    /// Reads that failed (lists, states, job lookups); what depended on them was left alone.
+    pub read_failures: Vec<String>,
+    pub dry_run: bool,
+}
+
+impl Report {
+    pub fn count(&self, reason: Reason) -> usize {
+        self.deletions
+            .iter()
+            .filter(|(d, e)| d.reason == reason && matches!(e, Ended::Done | Ended::DryRun))
+            .count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.read_failures.len() + self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Failed(_))).count()
+    }
+
+    /// The one line an operator alerts on.
+    pub fn summary(&self) -> String {
+        let kept = self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Kept(_))).count();
+        format!(
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} failed={} dry_run={}",
+            self.groups_seen,
+            self.runners_seen,
+            self.count(Reason::Terminated),
+            self.count(Reason::Lifetime),
+            self.count(Reason::Idle),
+            self.count(Reason::Ghost),
+            kept,
+            self.failed(),
+            self.dry_run
+        )
+    }
+}
+
+fn describe(d: &Deletion) -> String {
+    let mut parts = vec![format!("reason={}", d.reason)];
+    if let Some(r) = &d.deregister {
+        parts.push(format!("deregister={} ({})", r.name, r.target));
+    }
+    if let Some(g) = &d.group {
+        parts.push(format!("delete={g}"));
+    }
+    parts.join(" ")
+}
+
+fn target_of<'a>(app: &App, t: &'a str) -> Target<'a> {
+    match app.cfg.scope {
+        Scope::Repo => Target::Repo(t),
+        Scope::Org { .. } => Target::Org(t),
+    }
+}
+
+/// Where a group's runner is registered, from its tags.
+fn group_target(app: &App, g: &Group) -> Option<String> {
+    let repo = g.tags.get("github-repository");
+    match app.cfg.scope {
+        Scope::Repo => repo.cloned(),
+        Scope::Org { .. } => g
+            .tags
+            .get("github-owner")
+            .cloned()
+            .or_else(|| repo.map(|r| owner_of(r).to_string())),
+    }
+}
+
+/// One sweep. With `dry_run` nothing is written; the plan is in the report.
+pub async fn sweep(app: &App, dry_run: bool) -> Report {
+    let cfg = &app.cfg;
+    let mut report = Report {
+        dry_run,
+        ..Report::default()
+    };
+
+    // 1. Managed groups, then each one's state (the list carries no instance view).
+    let listed = match app.arm.list_groups().await {
+        Ok(g) => g,
+        Err(e) => {
+            report.read_failures.push(e.to_string());
+            return report;
+        }
+    };
+    let managed: Vec<Group> = listed.into_iter().filter(Group::managed).collect();
+    let states = futures::stream::iter(managed.into_iter().map(|g| state_of(app, g)))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let mut groups = Vec::new();
+    let mut unknown_state = HashSet::new();
+    for (g, err) in states {
+        if let Some(e) = err {
+            report.read_failures.push(e);
+            if let Some(g) = &g {
+                unknown_state.insert(g.name.clone());
+            }
+        }
+        groups.extend(g);
+    }
+    report.groups_seen = groups.len();
+
+    // 2. Our runners, in every repository or organization that may hold one.
+    let mut targets: BTreeSet<String> = groups.iter().filter_map(|g| group_target(app, g)).collect();
+    match cfg.scope {
+        Scope::Repo => targets.extend(cfg.allowed_repositories.iter().cloned()),
+        Scope::Org { .. } => targets.extend(cfg.allowed_owners.iter().cloned()),
+    }
+    let mut unlisted: HashSet<String> = HashSet::new();
+    let mut runners: Vec<RunnerView> = Vec::new();
+    let pat = match app.secrets.get(&cfg.pat_secret_name).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            report.read_failures.push(format!("GITHUB_PAT_SECRET_NAME: {e}"));
+            unlisted.extend(targets.iter().cloned());
+            None
+        }
+    };
+    if let Some(pat) = &pat {
+        let lists = futures::stream::iter(targets.iter().cloned().map(|t| runners_of(app, pat, t)))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for (t, result) in lists {
+            match result {
+                Ok(rs) => runners.extend(rs.into_iter().filter(|r| is_ours(&cfg.name_prefix, &r.name)).map(|r| RunnerView {
+                    id: r.id,
+                    online: r.status.eq_ignore_ascii_case("online"),
+                    busy: r.busy,
+                    name: r.name,
+                    target: t.clone(),
+                })),
+                Err(e) => {
+                    report.read_failures.push(e.to_string());
+                    unlisted.insert(t);
+                }
+            }
+        }
+    }
+    report.runners_seen = runners.len();
+
+    // A group whose state could not be read is judged by its age only if its
+    // runner is known; it is never taken for terminated.
+    let views: Vec<GroupView> = groups
+        .iter()
+        .map(|g| GroupView {
+            name: g.name.clone(),
+            managed: g.managed(),
+            terminal: g.terminal() && !unknown_state.contains(&g.name),
+            created_at: g.created_at(),
+            target: group_target(app, g),
+        })
+        .collect();
+
+    // 3. Ghost candidates that what they were made for may still need (one call each).
+    let rules = Rules {
+        now: (app.clock)(),
+        idle_timeout: cfg.idle_timeout,
+        max_lifetime: cfg.max_lifetime,
+        org_scope: !matches!(cfg.scope, Scope::Repo),
+    };
+    let mut still_needed: HashSet<String> = HashSet::new();
+    if let Some(pat) = &pat {
+        let candidates = ghost_candidates(&views, &runners, &rules);
+        let checks = futures::stream::iter(candidates.into_iter().cloned().map(|r| still_needed_by(app, pat, r)))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for (name, needed) in checks {
+            match needed {
+                Ok(false) => {}
+                Ok(true) => {
+                    still_needed.insert(name);
+                }
+                Err(e) => {
+                    report.read_failures.push(e.to_string());
+                    still_needed.insert(name);
+                }
+            }
+        }
+    }
+
+    // 4. Decide.
+    let deletions = select(&views, &runners, &unlisted, &still_needed, &rules);
+
+    // 5. Act.
+    let pat = pat.as_ref();
+    let ended = futures::stream::iter(deletions.into_iter().map(|d| execute(app, pat, d, dry_run)))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    report.deletions = ended;
+    report
+}
+
+async fn state_of(app: &App, g: Group) -> (Option<Group>, Option<String>) {
+    if g.terminal() {
+        return (Some(g), None);
+    }
+    match app.arm.get_group(&g.name).await {
+        Ok(Some(full)) => (Some(Group { tags: g.tags, ..full }), None),
+        Ok(None) => (None, None),
+        Err(e) => (Some(g), Some(e.to_string())),
+    }
+}
+
+async fn runners_of(
+    app: &App,
+    pat: &crate::secret::Secret,
+    t: String,
+) -> (String, Result<Vec<crate::github::Runner>, crate::retry::CallError>) {
+    let result = app.github.list_runners(pat, target_of(app, &t)).await;
+    (t, result)
+}
+
+/// Does what a ghost was made for still need it? A webhook runner's job still queued, or a
+/// workflow-step runner's run not yet completed. A name we cannot read back counts as needed.
+async fn still_needed_by(app: &App, pat: &crate::secret::Secret, r: RunnerView) -> (String, Result<bool, crate::retry::CallError>) {
+    let prefix = &app.cfg.name_prefix;
+    let needed = if let Some(job) = job_id_from_name(prefix, &r.name) {
+        app.github
+            .job_status(pat, &r.target, job)
+            .await
+            .map(|s| s.is_some_and(|s| matches!(s.as_str(), "queued" | "waiting" | "pending" | "requested")))
+    } else if let Some(run) = run_id_from_name(prefix, &r.name) {
+        app.github
+            .run_status(pat, &r.target, run)
+            .await
+            .map(|s| s.is_some_and(|s| s != "completed"))
+    } else {
+        Ok(true)
+    };
+    (r.name, needed)
+}
+
+async fn execute(app: &App, pat: Option<&crate::secret::Secret>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
+    let e = execute_one(app, pat, &d, dry_run).await;
+    (d, e)
+}
+
+async fn execute_one(app: &App, pat: Option<&crate::secret::Secret>, d: &Deletion, dry_run: bool) -> Ended {
+    if dry_run {
+        log::info("sweep.would-delete", &[("plan", &describe(d))]);
+        return Ended::DryRun;
+    }
+    if let (Some(r), Some(pat)) = (&d.deregister, pat) {
+        if let Err(e) = app.github.delete_runner(pat, target_of(app, &r.target), r.id).await {
+            if d.group.is_none() {
+                log::error("sweep.failed", &[("plan", &describe(d)), ("error", &e)]);
+                return Ended::Failed(e.to_string());
+            }
+            if d.keep_group_if_deregister_fails {
+                let why = if e.status() == Some(422) {
+                    "runner took a job".to_string()
+                } else {
+                    e.to_string()
+                };
+                log::info("sweep.kept", &[("plan", &describe(d)), ("why", &why)]);
+                return if e.is_transient() { Ended::Failed(why) } else { Ended::Kept(why) };
+            }
+            log::error("sweep.deregister-failed", &[("plan", &describe(d)), ("error", &e)]);
+        }
+    }
+    if let Some(g) = &d.group {
+        if let Err(e) = app.arm.delete_group(g).await {
+            log::error("sweep.failed", &[("plan", &describe(d)), ("error", &e)]);
+            return Ended::Failed(e.to_string());
+        }
+    }
+    log::info("sweep.deleted", &[("plan", &describe(d))]);
+    Ended::Done
+}
+
+/// The timer function.
+pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
+    let past_due = match host::timer_info(envelope, TIMER_TRIGGER) {
+        Ok(t) => t.is_past_due,
+        Err(e) => {
+            log::error("sweep.bad-envelope", &[("error", &e)]);
+            false
+        }
+    };
+    let report = sweep(app, app.cfg.dry_run).await;
+    for f in &report.read_failures {
+        log::error("sweep.read-failed", &[("error", f)]);
+    }
+    let line = format!("{} past_due={past_due}", report.summary());
+    if report.failed() > 0 {
+        log::error(&line, &[]);
+    } else {
+        log::info(&line, &[]);
+    }
+    Outcome::Done(InvokeResponse::default())
+}

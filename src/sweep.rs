@@ -1,0 +1,377 @@
+//! The sweeper's decision: a pure `select` over what was seen (managed container groups with
+//! their state, our GitHub runners, the clock) that says what to delete and why.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+/// A container group as the sweeper sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupView {
+    pub name: String,
+    /// `managed-by=aci-runners`; anything else is never touched.
+    pub managed: bool,
+    /// Exited, failed or canceled.
+    pub terminal: bool,
+    /// From the `created-at` tag.
+    pub created_at: Option<OffsetDateTime>,
+    /// Where its runner is registered: the repository (repo scope) or organization (org scope).
+    pub target: Option<String>,
+}
+
+/// A GitHub runner named with our prefix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerView {
+    pub id: u64,
+    pub name: String,
+    /// The repository or organization it was listed in.
+    pub target: String,
+    pub busy: bool,
+    pub online: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The container exited, or ARM failed to create it.
+    Terminated,
+    /// Older than `RUNNER_MAX_LIFETIME_MINUTES`.
+    Lifetime,
+    /// No job after `RUNNER_IDLE_TIMEOUT_MINUTES`.
+    Idle,
+    /// A registration with our prefix, offline, with no group.
+    Ghost,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Terminated => "terminated",
+            Reason::Lifetime => "lifetime",
+            Reason::Idle => "idle",
+            Reason::Ghost => "ghost",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A runner registration to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerRef {
+    pub id: u64,
+    pub name: String,
+    pub target: String,
+}
+
+/// One thing to clean up. When both are set, the runner is deregistered first, so GitHub
+/// hands it no job while its container goes away.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deletion {
+    pub reason: Reason,
+    pub deregister: Option<RunnerRef>,
+    pub group: Option<String>,
+    /// If deregistering fails (GitHub answers 422 because the runner just took a job), keep
+    /// the group. True for idle groups; a group past its lifetime is deleted anyway.
+    pub keep_group_if_deregister_fails: bool,
+}
+
+/// What `select` needs besides the observations.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub now: OffsetDateTime,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+    /// Org scope: ghosts cannot be traced to their job, so they are left to GitHub.
+    pub org_scope: bool,
+}
+
+/// Registrations with our prefix, offline and not busy, that have no group: ghosts unless
+/// what they were made for still needs them, which the caller looks up (one call each).
+/// Empty in org scope.
+pub fn ghost_candidates<'a>(groups: &[GroupView], runners: &'a [RunnerView], rules: &Rules) -> Vec<&'a RunnerView> {
+    if rules.org_scope {
+        return vec![];
+    }
+    let names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    runners
+        .iter()
+        .filter(|r| !r.online && !r.busy && !names.contains(r.name.as_str()))
+        .collect()
+}
+
+/// The sweeper's rules, in order:
+/// - a group without `managed-by=aci-runners` is never touched;
+/// - a terminated or failed group is deleted (its runner, if still registered and not busy,
+///   deregistered first);
+/// - a group older than the lifetime cap: deregister, delete (even if deregistering fails);
+/// - a group older than the idle timeout whose runner is not busy: deregister first, then delete,
+///   keeping the group if deregistering fails; a busy runner is never touched below the cap;
+///   groups whose runners could not be listed (`unlisted`) are not judged idle;
+/// - a ghost registration (see [`ghost_candidates`]) not in `still_needed` is deregistered.
+pub fn select(
+    groups: &[GroupView],
+    runners: &[RunnerView],
+    unlisted: &HashSet<String>,
+    still_needed: &HashSet<String>,
+    rules: &Rules,
+) -> Vec<Deletion> {
+    let by_name: HashMap<&str, &RunnerView> = runners.iter().map(|r| (r.name.as_str(), r)).collect();
+    let reference = |r: &RunnerView| RunnerRef {
+        id: r.id,
+        name: r.name.clone(),
+        target: r.target.clone(),
+    };
+    let mut out = Vec::new();
+    for g in groups.iter().filter(|g| g.managed) {
+        let runner = by_name.get(g.name.as_str()).copied();
+        let age = g.created_at.map(|c| rules.now - c).and_then(|d| Duration::try_from(d).ok());
+        let older_than = |limit: Duration| age.is_some_and(|a| a > limit);
+        if g.terminal {
+            out.push(Deletion {
+                reason: Reason::Terminated,
+                deregister: runner.filter(|r| !r.busy).map(reference),
+                group: Some(g.name.clone()),
+                keep_group_if_deregister_fails: false,
+            });
+        } else if older_than(rules.max_lifetime) {
+            out.push(Deletion {
+                reason: Reason::Lifetime,
+                deregister: runner.map(reference),
+                group: Some(g.name.clone()),
+                keep_group_if_deregister_fails: false,
+            });
+        } else if older_than(rules.idle_timeout) && !runner.is_some_and(|r| r.busy) {
+            let listed = g.target.as_ref().is_some_and(|t| !unlisted.contains(t));
+            if listed {
+                out.push(Deletion {
+                    reason: Reason::Idle,
+                    deregister: runner.map(reference),
+                    group: Some(g.name.clone()),
+                    keep_group_if_deregister_fails: true,
+                });
+            }
+        }
+    }
+    for r in ghost_candidates(groups, runners, rules) {
+        if !still_needed.contains(&r.name) {
+            out.push(Deletion {
+                reason: Reason::Ghost,
+                deregister: Some(reference(r)),
+                group: None,
+                keep_group_if_deregister_fails: false,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
+
+    fn rules() -> Rules {
+        Rules {
+            now: NOW,
+            idle_timeout: Duration::from_secs(15 * 60),
+            max_lifetime: Duration::from_secs(360 * 60),
+            org_scope: false,
+        }
+    }
+
+    fn group(name: &str, minutes_old: i64, terminal: bool) -> GroupView {
+        GroupView {
+            name: name.into(),
+            managed: true,
+            terminal,
+            created_at: Some(NOW - time::Duration::minutes(minutes_old)),
+            target: Some("o/r".into()),
+        }
+    }
+
+    fn runner(name: &str, busy: bool, online: bool) -> RunnerView {
+        RunnerView {
+            id: name.len() as u64,
+            name: name.into(),
+            target: "o/r".into(),
+            busy,
+            online,
+        }
+    }
+
+    /// (groups, runners, unlisted targets, still-needed names) → the reasons chosen, by name.
+    fn run(
+        groups: &[GroupView],
+        runners: &[RunnerView],
+        unlisted: &[&str],
+        needed: &[&str],
+        r: &Rules,
+    ) -> Vec<(String, Reason, bool, bool)> {
+        let unlisted = unlisted.iter().map(|s| s.to_string()).collect();
+        let needed = needed.iter().map(|s| s.to_string()).collect();
+        select(groups, runners, &unlisted, &needed, r)
+            .into_iter()
+            .map(|d| {
+                let name = d.group.clone().or(d.deregister.as_ref().map(|x| x.name.clone())).unwrap();
+                (name, d.reason, d.deregister.is_some(), d.group.is_some())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn terminated_or_failed_group_is_deleted() {
+        let got = run(&[group("aci-runner-1", 2, true)], &[], &[], &[], &rules());
+        assert_eq!(got, [("aci-runner-1".to_string(), Reason::Terminated, false, true)]);
+    }
+
+    #[test]
+    fn terminated_group_with_a_stale_registration_deregisters_it_first() {
+        let got = run(
+            &[group("aci-runner-1", 2, true)],
+            &[runner("aci-runner-1", false, false)],
+            &[],
+            &[],
+            &rules(),
+        );
+        assert_eq!(got, [("aci-runner-1".to_string(), Reason::Terminated, true, true)]);
+    }
+
+    #[test]
+    fn group_past_the_lifetime_is_deregistered_and_deleted_even_when_busy() {
+        let got = run(
+            &[group("aci-runner-1", 361, false)],
+            &[runner("aci-runner-1", true, true)],
+            &[],
+            &[],
+            &rules(),
+        );
+        assert_eq!(got, [("aci-runner-1".to_string(), Reason::Lifetime, true, true)]);
+        let d = select(
+            &[group("aci-runner-1", 361, false)],
+            &[],
+            &HashSet::new(),
+            &HashSet::new(),
+            &rules(),
+        );
+        assert!(!d[0].keep_group_if_deregister_fails, "deleted anyway");
+    }
+
+    #[test]
+    fn idle_runner_past_the_timeout_is_deregistered_then_deleted() {
+        let d = select(
+            &[group("aci-runner-1", 16, false)],
+            &[runner("aci-runner-1", false, true)],
+            &HashSet::new(),
+            &HashSet::new(),
+            &rules(),
+        );
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].reason, Reason::Idle);
+        assert!(d[0].deregister.is_some() && d[0].group.is_some() && d[0].keep_group_if_deregister_fails);
+    }
+
+    #[test]
+    fn busy_runner_is_never_touched_below_the_lifetime_cap() {
+        for minutes in [1, 16, 120, 359] {
+            let got = run(
+                &[group("aci-runner-1", minutes, false)],
+                &[runner("aci-runner-1", true, true)],
+                &[],
+                &[],
+                &rules(),
+            );
+            assert!(got.is_empty(), "{minutes} minutes old: {got:?}");
+        }
+    }
+
+    #[test]
+    fn young_idle_runner_is_kept() {
+        let got = run(
+            &[group("aci-runner-1", 14, false)],
+            &[runner("aci-runner-1", false, false)],
+            &[],
+            &[],
+            &rules(),
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn group_without_managed_by_is_never_touched() {
+        let mut g = group("aci-runner-1", 1000, true);
+        g.managed = false;
+        assert!(run(&[g], &[], &[], &[], &rules()).iter().all(|(n, ..)| n != "aci-runner-1"));
+    }
+
+    #[test]
+    fn idle_group_whose_runners_could_not_be_listed_is_kept() {
+        let got = run(&[group("aci-runner-1", 16, false)], &[], &["o/r"], &[], &rules());
+        assert!(got.is_empty(), "busy-ness unknown: {got:?}");
+        // The lifetime cap and terminal state do not depend on the runner.
+        let got = run(
+            &[group("aci-runner-2", 400, false), group("aci-runner-3", 1, true)],
+            &[],
+            &["o/r"],
+            &[],
+            &rules(),
+        );
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn group_without_created_at_is_judged_only_by_its_state() {
+        let mut g = group("aci-runner-1", 0, false);
+        g.created_at = None;
+        assert!(run(std::slice::from_ref(&g), &[], &[], &[], &rules()).is_empty());
+        g.terminal = true;
+        assert_eq!(run(&[g], &[], &[], &[], &rules()).len(), 1);
+    }
+
+    #[test]
+    fn offline_registration_with_no_group_is_deregistered() {
+        let got = run(&[], &[runner("aci-runner-9", false, false)], &[], &[], &rules());
+        assert_eq!(got, [("aci-runner-9".to_string(), Reason::Ghost, true, false)]);
+    }
+
+    #[test]
+    fn ghost_whose_job_is_still_queued_is_kept() {
+        let got = run(&[], &[runner("aci-runner-9", false, false)], &[], &["aci-runner-9"], &rules());
+        assert!(got.is_empty(), "it may be between its JIT config and its container group");
+    }
+
+    #[test]
+    fn online_or_busy_registration_without_group_is_not_a_ghost() {
+        let got = run(
+            &[],
+            &[runner("aci-runner-9", false, true), runner("aci-runner-8", true, false)],
+            &[],
+            &[],
+            &rules(),
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn org_scope_leaves_ghosts_to_github() {
+        let r = Rules {
+            org_scope: true,
+            ..rules()
+        };
+        assert!(run(&[], &[runner("aci-runner-9", false, false)], &[], &[], &r).is_empty());
+        assert!(ghost_candidates(&[], &[runner("aci-runner-9", false, false)], &r).is_empty());
+    }
+
+    #[test]
+    fn a_registration_with_a_group_is_no_ghost() {
+        let runners = [runner("aci-runner-1", false, false)];
+        assert!(ghost_candidates(&[group("aci-runner-1", 1, false)], &runners, &rules()).is_empty());
+    }
+}
