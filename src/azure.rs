@@ -134,6 +134,7 @@ pub fn sdk_error(op: &'static str, e: azure_core::Error) -> CallError {
                 code: error_code.clone(),
                 message: e.to_string(),
                 request_id,
+                rate_limited: false,
             }
         }
         ErrorKind::Io | ErrorKind::Connection => CallError::Transport {

@@ -125,6 +125,37 @@ pub fn labels_served(job_labels: &[String], runner_labels: &[String]) -> bool {
     !job_labels.is_empty() && job_labels.iter().all(ours) && job_labels.iter().any(specific)
 }
 
+/// The most labels a workflow step may ask for, and the longest label.
+pub const MAX_REQUESTED_LABELS: usize = 10;
+pub const MAX_LABEL_LEN: usize = 64;
+
+/// A workflow-step runner's labels: `RUNNER_LABELS` plus the requested ones (each at most
+/// [`MAX_LABEL_LEN`] characters of `[A-Za-z0-9._-]`, at most [`MAX_REQUESTED_LABELS`] of them),
+/// duplicates dropped case-insensitively. Labels only name the runner: a request can never
+/// change its image or size.
+pub fn workflow_labels(requested: &[String], runner_labels: &[String]) -> Result<Vec<String>, String> {
+    if requested.len() > MAX_REQUESTED_LABELS {
+        return Err(format!(
+            "at most {MAX_REQUESTED_LABELS} labels may be requested, got {}",
+            requested.len()
+        ));
+    }
+    let mut out = runner_labels.to_vec();
+    for l in requested {
+        let valid =
+            !l.is_empty() && l.len() <= MAX_LABEL_LEN && l.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !valid {
+            return Err(format!(
+                "label {l:?} must be 1 to {MAX_LABEL_LEN} characters of letters, digits, '.', '_' and '-'"
+            ));
+        }
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(l)) {
+            out.push(l.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// The webhook rules (DESIGN.md, Answers).
 pub fn decide(event: &JobEvent, cfg: &Config) -> Decision {
     let ignore = |why: String| Decision::Ignore(why);
@@ -353,6 +384,29 @@ mod tests {
         assert!(is_ignore(&decide(&event("queued", &["self-hosted", "aci"], None), &c)));
         let c = cfg(&[("ALLOWED_OWNERS", "Octo-Org")]);
         assert!(!is_ignore(&decide(&event("queued", &["self-hosted", "aci"], None), &c)));
+    }
+
+    #[test]
+    fn workflow_label_rules() {
+        let base = vec!["self-hosted".to_string(), "aci".to_string()];
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            workflow_labels(&l(&["run-42-1", "ACI"]), &base).unwrap(),
+            l(&["self-hosted", "aci", "run-42-1"]),
+            "added, duplicates dropped"
+        );
+        assert_eq!(workflow_labels(&[], &base).unwrap(), base, "nothing requested: RUNNER_LABELS");
+        let bad: &[(&str, Vec<String>)] = &[
+            ("too many labels", (0..11).map(|i| format!("l{i}")).collect()),
+            ("empty label", l(&[""])),
+            ("label too long", vec!["x".repeat(65)]),
+            ("label with a space", l(&["a b"])),
+            ("label with a comma", l(&["a,b"])),
+            ("label with a slash", l(&["../image"])),
+        ];
+        for (rule, req) in bad {
+            assert!(workflow_labels(req, &base).is_err(), "{rule}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod functions;
 pub mod github;
 pub mod host;
 pub mod log;
+pub mod oidc;
 pub mod plan;
 pub mod retry;
 pub mod secret;

@@ -118,7 +118,7 @@ fn app(env: &dyn Env, cfg: Config, kind: CredentialKind) -> anyhow::Result<App> 
     let secrets = SecretStore::new(&cfg.key_vault_url, credential.clone(), options, cfg.secret_cache_ttl)?;
     let github = GitHub::new(http.clone(), &cfg.github_api_url, cfg.retry);
     let arm = Arm::new(
-        http,
+        http.clone(),
         credential,
         &cfg.arm_url,
         &cfg.subscription_id,
@@ -126,12 +126,18 @@ fn app(env: &dyn Env, cfg: Config, kind: CredentialKind) -> anyhow::Result<App> 
         &cfg.aci_api_version,
         cfg.retry,
     );
+    let clock: aci_runners::functions::Clock = Arc::new(time::OffsetDateTime::now_utc);
+    let oidc = cfg
+        .oidc_audience
+        .as_ref()
+        .map(|aud| aci_runners::oidc::Verifier::new(http, &cfg.oidc_issuer, aud, cfg.retry, clock.clone()));
     Ok(App {
         cfg,
         secrets,
         github,
         arm,
-        clock: Arc::new(time::OffsetDateTime::now_utc),
+        oidc,
+        clock,
     })
 }
 

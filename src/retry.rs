@@ -41,7 +41,16 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             return Some(Duration::from_millis(ms));
         }
     }
-    get("retry-after").and_then(|v| v.parse::<u64>().ok()).map(Duration::from_secs)
+    if let Some(s) = get("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(s));
+    }
+    // GitHub's primary rate limit: wait until the window resets.
+    if get("x-ratelimit-remaining") == Some("0") {
+        let reset = get("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+    }
+    None
 }
 
 /// 408, 429 and 5xx may succeed later; the rest will not.
@@ -60,6 +69,9 @@ pub enum CallError {
         code: Option<String>,
         message: String,
         request_id: Option<String>,
+        /// GitHub's rate limit (a 403 or 429 with `x-ratelimit-remaining: 0`, or a secondary
+        /// rate limit): transient whatever the status.
+        rate_limited: bool,
     },
     /// No answer: connection refused, reset, or timed out.
     #[error("{op}: {message}")]
@@ -76,7 +88,9 @@ pub enum CallError {
 impl CallError {
     pub fn is_transient(&self) -> bool {
         match self {
-            CallError::Status { status, .. } => StatusCode::from_u16(*status).map(is_transient_status).unwrap_or(false),
+            CallError::Status { status, rate_limited, .. } => {
+                *rate_limited || StatusCode::from_u16(*status).map(is_transient_status).unwrap_or(false)
+            }
             CallError::Transport { .. } => true,
             CallError::Other { transient, .. } => *transient,
         }
@@ -105,6 +119,7 @@ impl CallError {
             .iter()
             .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_string));
         let header_code = headers.get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let exhausted = headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()) == Some("0");
         let text = resp.text().await.unwrap_or_default();
         let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let code = header_code.or_else(|| body["error"]["code"].as_str().map(str::to_string));
@@ -113,12 +128,14 @@ impl CallError {
             .or_else(|| body["message"].as_str())
             .map(str::to_string)
             .unwrap_or_else(|| text.chars().take(200).collect());
+        let rate_limited = matches!(status, 403 | 429) && (exhausted || message.to_ascii_lowercase().contains("rate limit"));
         CallError::Status {
             op,
             status,
             code,
             message,
             request_id,
+            rate_limited,
         }
     }
 }
@@ -236,6 +253,34 @@ mod tests {
         h.insert("x-ms-retry-after-ms", "5".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_millis(5)));
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn githubs_rate_limit_waits_for_the_reset() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        let reset = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
+        let wait = retry_after(&h).unwrap();
+        assert!(wait > Duration::from_secs(590) && wait <= Duration::from_secs(600), "{wait:?}");
+    }
+
+    #[test]
+    fn a_rate_limited_403_is_transient_and_a_plain_403_is_not() {
+        let e = |rate_limited| CallError::Status {
+            op: "x",
+            status: 403,
+            code: None,
+            message: "m".into(),
+            request_id: None,
+            rate_limited,
+        };
+        assert!(e(true).is_transient());
+        assert!(!e(false).is_transient());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod github_webhook;
 pub mod provision;
+pub mod runners;
 pub mod sweep;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct App {
     pub secrets: SecretStore,
     pub github: GitHub,
     pub arm: Arm,
+    /// Set when `OIDC_AUDIENCE` is: the `runners` function is off without it.
+    pub oidc: Option<crate::oidc::Verifier>,
     pub clock: Clock,
 }
 
@@ -44,7 +47,8 @@ impl App {
     pub fn functions(self: Arc<Self>) -> Functions {
         let a = self.clone();
         let b = self.clone();
-        let c = self;
+        let c = self.clone();
+        let d = self;
         Functions::default()
             .add("github-webhook", move |env| {
                 let app = a.clone();
@@ -57,6 +61,10 @@ impl App {
             .add("sweep", move |env| {
                 let app = c.clone();
                 async move { sweep::run(&app, &env).await }
+            })
+            .add("runners", move |env| {
+                let app = d.clone();
+                async move { runners::run(&app, &env).await }
             })
     }
 }

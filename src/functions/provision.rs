@@ -17,6 +17,7 @@ enum Done {
     Exists,
     DryRun,
     JobNotQueued(String),
+    RunCompleted(String),
     Released { deregistered: bool, deleted: bool },
     KeptBusy,
     NotManaged,
@@ -29,6 +30,7 @@ impl std::fmt::Display for Done {
             Done::Exists => f.write_str("exists"),
             Done::DryRun => f.write_str("dry-run"),
             Done::JobNotQueued(status) => write!(f, "dropped: job is {status}, no longer queued"),
+            Done::RunCompleted(status) => write!(f, "dropped: run is {status}"),
             Done::Released { deregistered, deleted } => write!(f, "released deregistered={deregistered} deleted={deleted}"),
             Done::KeptBusy => f.write_str("kept: runner is busy with another job"),
             Done::NotManaged => f.write_str("left alone: group is not managed-by=aci-runners"),
@@ -131,12 +133,17 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     let (target, group_id) = app.target(&c.repository);
 
     // A retried message may be stale: the job may have started elsewhere or been cancelled.
-    if dequeue_count > 1 && c.origin == Origin::Webhook {
-        if let Some(job) = c.job {
-            match app.github.job_status(&pat, &c.repository, job).await? {
+    if dequeue_count > 1 {
+        match (c.origin, c.job) {
+            (Origin::Webhook, Some(job)) => match app.github.job_status(&pat, &c.repository, job).await? {
                 Some(s) if matches!(s.as_str(), "queued" | "waiting" | "pending" | "requested") => {}
                 other => return Ok(Done::JobNotQueued(other.unwrap_or_else(|| "gone".into()))),
-            }
+            },
+            // A workflow-step runner serves later jobs of its run: needed until the run ends.
+            _ => match app.github.run_status(&pat, &c.repository, c.run).await? {
+                Some(s) if s != "completed" => {}
+                other => return Ok(Done::RunCompleted(other.unwrap_or_else(|| "gone".into()))),
+            },
         }
     }
 
@@ -154,11 +161,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         let body = container_group_body(cfg, c, now, &crate::secret::Secret::new("[redacted]"));
         log::info(
             "dry-run.github.generate-jitconfig",
-            &[
-                ("runner", &c.runner),
-                ("target", &format!("{target:?}")),
-                ("labels", &c.labels.join(",")),
-            ],
+            &[("runner", &c.runner), ("target", &target), ("labels", &c.labels.join(","))],
         );
         log::info("dry-run.arm.put-container-group", &[("name", &c.runner), ("body", &body)]);
         return Ok(Done::DryRun);

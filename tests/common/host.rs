@@ -343,11 +343,38 @@ impl FakeHost {
 
     /// Invokes an HTTP function as a caller (GitHub, a workflow step) would reach it.
     pub async fn http(&self, function: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResult {
+        self.http_with_params(function, method, headers, body, &[]).await
+    }
+
+    /// The same, with route parameters (`Data.req.Params`, also repeated in `Metadata`).
+    pub async fn http_with_params(
+        &self,
+        function: &str,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        params: &[(&str, &str)],
+    ) -> HttpResult {
         let route = match function {
-            "github-webhook" => "github/webhook",
-            other => other,
+            "github-webhook" => "github/webhook".to_string(),
+            "runners" => params
+                .iter()
+                .find(|(k, _)| *k == "name")
+                .map(|(_, v)| format!("runners/{v}"))
+                .unwrap_or_else(|| "runners".into()),
+            other => other.to_string(),
         };
-        let env = http_envelope(function, route, method, headers, &[("code", "function-key-abc")], body);
+        let query: &[(&str, &str)] = if function == "runners" {
+            &[]
+        } else {
+            &[("code", "function-key-abc")]
+        };
+        let mut env: Value = serde_json::from_slice(&http_envelope(function, &route, method, headers, query, body)).unwrap();
+        for (k, v) in params {
+            env["Data"]["req"]["Params"][*k] = json!(v);
+            env["Metadata"][*k] = json!(v);
+        }
+        let env = serde_json::to_vec(&env).unwrap();
         let (status, text) = self.post_envelope(function, env).await;
         if !(200..300).contains(&status) {
             // The invocation failed: the caller gets a 500 and no output binding is written.

@@ -6,6 +6,7 @@
 pub mod fakes;
 pub mod host;
 pub mod net;
+pub mod oidc;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use host::FakeHost;
 pub const PAT: &str = "ghp_leaktest_PAT_9d8c7b6a5f4e3d2c1b0a";
 pub const WEBHOOK_SECRET: &str = "whsec-leaktest-current-4c1d";
 pub const OLD_WEBHOOK_SECRET: &str = "whsec-leaktest-previous-88aa";
+pub const ISSUER: &str = "https://token.actions.test";
 
 pub struct Bench {
     pub github: fakes::GitHub,
@@ -28,6 +30,8 @@ pub struct Bench {
     pub identity: fakes::Identity,
     pub settings: HashMap<String, String>,
     pub proxy_refused: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The fake OIDC issuer at `https://token.actions.test` (set `OIDC_AUDIENCE` to use it).
+    pub issuer: oidc::Issuer,
     /// Latency the ARM fake adds to every answer (µs).
     pub arm_delay: net::Delay,
     pub host: Option<FakeHost>,
@@ -66,7 +70,12 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 impl Bench {
     /// Starts the fakes (not the host). `extra` settings override the defaults.
     pub async fn new(extra: &[(&str, &str)]) -> Bench {
-        let pki = net::make_pki(&["management.azure.test", "myvault.vault.azure.test", "api.github.test"]);
+        let pki = net::make_pki(&[
+            "management.azure.test",
+            "myvault.vault.azure.test",
+            "api.github.test",
+            "token.actions.test",
+        ]);
         let github = fakes::github(PAT);
         let arm = fakes::arm();
         let vault = fakes::vault(&[("github-pat", PAT), ("github-webhook-secret", WEBHOOK_SECRET)]);
@@ -77,11 +86,15 @@ impl Bench {
         let arm_addr = net::serve_tls_delayed(arm_handler(arm.clone()), &pki, arm_delay.clone()).await;
         let kv_addr = net::serve_tls(vault_handler(vault.clone()), &pki).await;
         let mi_addr = net::serve_http(identity_handler(identity.clone())).await;
+        let issuer: oidc::Issuer = Default::default();
+        issuer.lock().unwrap().jwks.push(oidc::TestKey::new("key-a", oidc::KEY_A).jwk());
+        let issuer_addr = net::serve_tls(oidc::issuer_handler(issuer.clone(), ISSUER.into()), &pki).await;
         let proxy = net::connect_proxy(
             [
                 ("api.github.test", gh_addr),
                 ("management.azure.test", arm_addr),
                 ("myvault.vault.azure.test", kv_addr),
+                ("token.actions.test", issuer_addr),
             ]
             .into_iter()
             .map(|(h, a)| (h.to_string(), a))
@@ -111,6 +124,7 @@ impl Bench {
             ("RETRY_BASE_DELAY_MS", "1".into()),
             ("RETRY_MAX_DELAY_MS", "50".into()),
             ("RETRY_MAX_ATTEMPTS", "3".into()),
+            ("OIDC_ISSUER", ISSUER.into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -125,6 +139,7 @@ impl Bench {
             identity,
             settings,
             proxy_refused: proxy.refused,
+            issuer,
             arm_delay,
             host: None,
         }

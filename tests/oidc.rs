@@ -1,0 +1,255 @@
+//! OIDC token verification, in process against a fake issuer with an injected clock.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use aci_runners::oidc::{Claims, TokenError, Verifier};
+use aci_runners::retry::RetryPolicy;
+use common::oidc::*;
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use time::OffsetDateTime;
+
+const REPO: &str = "octo-org/octo-repo";
+
+struct Setup {
+    verifier: Verifier,
+    issuer: Issuer,
+    url: String,
+    now: Arc<Mutex<OffsetDateTime>>,
+    a: TestKey,
+    b: TestKey,
+}
+
+async fn setup() -> Setup {
+    let issuer: Issuer = Default::default();
+    let a = TestKey::new("key-a", KEY_A);
+    let b = TestKey::new("key-b", KEY_B);
+    issuer.lock().unwrap().jwks.push(a.jwk());
+    // The issuer URL is only known once bound; the handler reads it per request.
+    let url_cell: Arc<Mutex<String>> = Default::default();
+    let handler_issuer = issuer.clone();
+    let cell = url_cell.clone();
+    let addr = common::net::serve_http(Arc::new(move |r| {
+        issuer_handler(handler_issuer.clone(), cell.lock().unwrap().clone())(r)
+    }))
+    .await;
+    let url = format!("http://{addr}");
+    *url_cell.lock().unwrap() = url.clone();
+    let now = Arc::new(Mutex::new(OffsetDateTime::now_utc()));
+    let clock_now = now.clone();
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(5),
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let verifier = Verifier::new(http, &url, AUDIENCE, retry, Arc::new(move || *clock_now.lock().unwrap()));
+    Setup {
+        verifier,
+        issuer,
+        url,
+        now,
+        a,
+        b,
+    }
+}
+
+impl Setup {
+    fn ts(&self) -> i64 {
+        self.now.lock().unwrap().unix_timestamp()
+    }
+
+    fn valid(&self) -> String {
+        self.a.token(&self.url, REPO, 2202229078, 2, self.ts())
+    }
+
+    fn with_claims(&self, f: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut c = claims(&self.url, REPO, 2202229078, 2, self.ts());
+        f(&mut c);
+        self.a.sign(&header("key-a"), &c)
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_yields_its_repository_and_run() {
+    let s = setup().await;
+    let c = s.verifier.verify_header(Some(&format!("Bearer {}", s.valid()))).await.unwrap();
+    assert_eq!(
+        c,
+        Claims {
+            repository: REPO.into(),
+            owner: "octo-org".into(),
+            run_id: 2202229078,
+            run_attempt: 2
+        }
+    );
+    // Keys are cached: a second token costs no fetch.
+    s.verifier.verify(&s.valid()).await.unwrap();
+    let calls = {
+        let i = s.issuer.lock().unwrap();
+        (i.discovery_calls, i.jwks_calls)
+    };
+    assert_eq!(calls, (1, 1));
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused() {
+    let s = setup().await;
+    let now = s.ts();
+    let valid = s.valid();
+    let (h, p, _) = {
+        let mut it = valid.split('.');
+        (
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+        )
+    };
+    let forged = {
+        // Signed by key B but claiming key A.
+        s.b.sign(&header("key-a"), &claims(&s.url, REPO, 1, 1, now))
+    };
+    let alg_none = format!("{}.{p}.", b64(&json!({"alg": "none", "kid": "key-a"})));
+    let hs256 = {
+        let hh = b64(&json!({"alg": "HS256", "kid": "key-a", "typ": "JWT"}));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&s.a.public_der()).unwrap();
+        mac.update(format!("{hh}.{p}").as_bytes());
+        format!(
+            "{hh}.{p}.{}",
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, mac.finalize().into_bytes())
+        )
+    };
+    let tampered = {
+        let c = b64(&claims(&s.url, "evil/repo", 2202229078, 2, now));
+        let sig = valid.rsplit('.').next().unwrap();
+        format!("{h}.{c}.{sig}")
+    };
+    type Case<'a> = (&'a str, Option<String>, fn(&TokenError) -> bool);
+    let cases: Vec<Case> = vec![
+        ("forged signature", Some(format!("Bearer {forged}")), |e| {
+            *e == TokenError::Signature
+        }),
+        ("claims changed after signing", Some(format!("Bearer {tampered}")), |e| {
+            *e == TokenError::Signature
+        }),
+        (
+            "expired",
+            Some(format!("Bearer {}", s.with_claims(|c| c["exp"] = json!(now - 61)))),
+            |e| *e == TokenError::Expired,
+        ),
+        (
+            "not yet valid",
+            Some(format!("Bearer {}", s.with_claims(|c| c["nbf"] = json!(now + 120)))),
+            |e| *e == TokenError::NotYetValid,
+        ),
+        (
+            "issued in the future",
+            Some(format!("Bearer {}", s.with_claims(|c| c["iat"] = json!(now + 120)))),
+            |e| *e == TokenError::NotYetValid,
+        ),
+        (
+            "wrong audience",
+            Some(format!("Bearer {}", s.with_claims(|c| c["aud"] = json!("someone-else")))),
+            |e| *e == TokenError::Audience,
+        ),
+        (
+            "the default owner-URL audience",
+            Some(format!(
+                "Bearer {}",
+                s.with_claims(|c| c["aud"] = json!("https://github.com/octo-org"))
+            )),
+            |e| *e == TokenError::Audience,
+        ),
+        (
+            "wrong issuer",
+            Some(format!("Bearer {}", s.with_claims(|c| c["iss"] = json!("https://evil.example")))),
+            |e| *e == TokenError::Issuer,
+        ),
+        (
+            "no exp",
+            Some(format!(
+                "Bearer {}",
+                s.with_claims(|c| c.as_object_mut().unwrap().remove("exp").map(|_| ()).unwrap())
+            )),
+            |e| *e == TokenError::Claim("exp"),
+        ),
+        (
+            "alg none",
+            Some(format!("Bearer {alg_none}")),
+            |e| matches!(e, TokenError::Algorithm(a) if a == "none"),
+        ),
+        (
+            "HS256 signed with the public key",
+            Some(format!("Bearer {hs256}")),
+            |e| matches!(e, TokenError::Algorithm(a) if a == "HS256"),
+        ),
+        (
+            "unknown kid",
+            Some(format!("Bearer {}", s.b.sign(&header("key-zzz"), &claims(&s.url, REPO, 1, 1, now)))),
+            |e| *e == TokenError::UnknownKey,
+        ),
+        ("missing header", None, |e| *e == TokenError::Missing),
+        ("empty bearer", Some("Bearer ".into()), |e| *e == TokenError::Missing),
+        ("basic auth", Some("Basic dXNlcjpwYXNz".into()), |e| *e == TokenError::Missing),
+        ("not a JWT", Some("Bearer abc.def".into()), |e| {
+            matches!(e, TokenError::Malformed(_))
+        }),
+        ("garbage header", Some(format!("Bearer !!!.{p}.sig")), |e| {
+            matches!(e, TokenError::Malformed(_))
+        }),
+    ];
+    for (rule, header, expected) in cases {
+        let got = s.verifier.verify_header(header.as_deref()).await;
+        match got {
+            Err(e) => assert!(expected(&e), "{rule}: got {e:?}"),
+            Ok(c) => panic!("{rule}: accepted {c:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_rotated_at_the_issuer_are_picked_up() {
+    let s = setup().await;
+    s.verifier.verify(&s.valid()).await.unwrap();
+    // The issuer moves to key B.
+    s.issuer.lock().unwrap().jwks = vec![s.b.jwk()];
+    let with_b = s.b.token(&s.url, REPO, 7, 1, s.ts());
+    // An unknown kid right after a fetch is refused without hammering the issuer...
+    assert_eq!(s.verifier.verify(&with_b).await.unwrap_err(), TokenError::UnknownKey);
+    assert_eq!(s.issuer.lock().unwrap().jwks_calls, 1);
+    // ...and once the refetch interval has passed, the new key is fetched and accepted.
+    *s.now.lock().unwrap() += time::Duration::seconds(61);
+    let with_b = s.b.token(&s.url, REPO, 7, 1, s.ts());
+    assert_eq!(s.verifier.verify(&with_b).await.unwrap().run_id, 7);
+    assert_eq!(s.issuer.lock().unwrap().jwks_calls, 2);
+    // A token signed with the retired key no longer verifies.
+    let with_a = s.a.token(&s.url, REPO, 7, 1, s.ts());
+    assert_eq!(s.verifier.verify(&with_a).await.unwrap_err(), TokenError::UnknownKey);
+}
+
+#[tokio::test]
+async fn a_burst_of_unknown_kids_costs_one_fetch() {
+    let s = setup().await;
+    for i in 0..20 {
+        let t = s.b.sign(&header(&format!("attacker-{i}")), &claims(&s.url, REPO, 1, 1, s.ts()));
+        assert_eq!(s.verifier.verify(&t).await.unwrap_err(), TokenError::UnknownKey);
+    }
+    assert_eq!(s.issuer.lock().unwrap().jwks_calls, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_not_the_callers_fault() {
+    let retry = RetryPolicy {
+        max_attempts: 1,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(1),
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let v = Verifier::new(http, &url, AUDIENCE, retry, Arc::new(OffsetDateTime::now_utc));
+    let t = TestKey::new("key-a", KEY_A).token(&url, REPO, 1, 1, OffsetDateTime::now_utc().unix_timestamp());
+    assert!(matches!(v.verify(&t).await, Err(TokenError::IssuerUnavailable(_))));
+}
