@@ -25,7 +25,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -z "$binary" ]; then
+built_for="$target"
+if [ -n "$binary" ]; then
+  built_for="prebuilt $binary"
+else
   if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     echo "package.sh: the Rust target $target is not installed." >&2
     echo "  rustup target add $target" >&2
@@ -45,4 +48,4 @@ for f in functions/*/; do
   mkdir -p "$out/$name"
   cp "$f/function.json" "$out/$name/"
 done
-echo "staged $out/: host.json, handler ($target), $(ls -d functions/*/ | wc -l) functions"
+echo "staged $out/: host.json, handler ($built_for), $(ls -d functions/*/ | wc -l) functions"

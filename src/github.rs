@@ -205,6 +205,50 @@ impl GitHub {
     }
 }
 
+/// What `GET /rate_limit` says about the PAT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub remaining: u64,
+    pub limit: u64,
+    /// `x-oauth-scopes` (classic PATs only; fine-grained tokens send none).
+    pub scopes: Option<String>,
+}
+
+impl GitHub {
+    /// Checks the PAT and reads its rate limit (a call that does not count against it).
+    pub async fn token_info(&self, pat: &Secret) -> Result<TokenInfo, CallError> {
+        const OP: &str = "github.rate-limit";
+        let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, "/rate_limit", pat)) }).await?;
+        let scopes = resp
+            .headers()
+            .get("x-oauth-scopes")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let v: serde_json::Value = resp.json().await.map_err(|e| CallError::Other {
+            op: OP,
+            message: format!("unreadable answer: {e}"),
+            transient: true,
+        })?;
+        let core = &v["resources"]["core"];
+        Ok(TokenInfo {
+            remaining: core["remaining"].as_u64().unwrap_or(0),
+            limit: core["limit"].as_u64().unwrap_or(0),
+            scopes,
+        })
+    }
+
+    /// Can the PAT manage self-hosted runners here? (Listing needs the same rights as
+    /// registering: repository Administration, or the organization's self-hosted runners.)
+    pub async fn runner_rights(&self, pat: &Secret, target: Target<'_>) -> Result<(), CallError> {
+        let path = format!("{}/actions/runners?per_page=1", target.path());
+        retry::send("github.list-runners", &self.retry, &[], || async {
+            Ok(self.request(Method::GET, &path, pat))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
 #[derive(Deserialize)]
 struct RunnerList {
     #[serde(default)]

@@ -7,6 +7,7 @@
 
 pub mod arm;
 pub mod azure;
+pub mod check;
 pub mod config;
 pub mod decide;
 pub mod functions;

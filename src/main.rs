@@ -22,6 +22,8 @@ usage:
                            delete and why (credential: the managed identity when
                            IDENTITY_ENDPOINT is set, else Azure CLI / azd login)
   handler sweep --yes      the same, deleting
+  handler check            validate every setting and reach Key Vault, ARM, GitHub and the
+                           OIDC issuer with the configured credential; one line per check
   handler --version";
 
 fn process_env() -> impl Env {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         None => serve(&env),
         Some("plan") => run_plan(&env, args.get(1)),
         Some("sweep") => run_sweep(&env, &args[1..]),
+        Some("check") => run_check(&env),
         Some("--version") | Some("-V") => {
             println!("{}", retry::USER_AGENT);
             Ok(())
@@ -61,6 +64,36 @@ fn run_plan(env: &dyn Env, file: Option<&String>) -> anyhow::Result<()> {
         None => plan::EXAMPLE_QUEUED.to_string(),
     };
     print!("{}", plan::plan(&cfg, &payload, time::OffsetDateTime::now_utc())?);
+    Ok(())
+}
+
+/// The managed identity when the platform provides one, else the developer's CLI login.
+fn operator_credential(env: &dyn Env) -> CredentialKind {
+    if env.get("IDENTITY_ENDPOINT").is_some() {
+        CredentialKind::ManagedIdentity
+    } else {
+        CredentialKind::Developer
+    }
+}
+
+fn run_check(env: &dyn Env) -> anyhow::Result<()> {
+    use aci_runners::check;
+    let cfg = Config::from_env(env);
+    let mut checks = vec![check::settings_check(&cfg)];
+    if let Ok(cfg) = cfg {
+        let kind = operator_credential(env);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let more = runtime.block_on(async move {
+            let app = app(env, cfg, kind)?;
+            Ok::<_, anyhow::Error>(check::dependencies(&app).await)
+        })?;
+        checks.extend(more);
+    }
+    print!("{}", check::render(&checks));
+    let failed = checks.iter().filter(|c| matches!(c.status, check::Status::Fail { .. })).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} checks failed");
+    }
     Ok(())
 }
 

@@ -161,6 +161,19 @@ pub fn github_handler(state: GitHub) -> super::net::Handler {
 }
 
 fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
+    if r.method == "GET" && r.path == "/rate_limit" {
+        s.c.calls.push("rate-limit".into());
+        if r.header("authorization") != Some(&format!("Bearer {}", s.pat)) {
+            return Resp::json(
+                401,
+                json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
+            );
+        }
+        let body: Value = serde_json::from_slice(include_bytes!("../data/rate-limit.200.json")).unwrap();
+        return Resp::json(200, body)
+            .with_header("x-oauth-scopes", "repo, workflow")
+            .with_header("x-ratelimit-remaining", "4999");
+    }
     let Some((scope, rest)) = split_scope(&r.path) else {
         return s.c.unexpected(r);
     };
