@@ -134,11 +134,7 @@ impl Arm {
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }
-        let raw: RawGroup = resp.json().await.map_err(|e| CallError::Other {
-            op: OP,
-            message: format!("unreadable answer: {e}"),
-            transient: true,
-        })?;
+        let raw: RawGroup = retry::read_json(OP, resp).await?;
         Ok(Some(raw.into()))
     }
 
@@ -158,11 +154,7 @@ impl Arm {
                 #[serde(rename = "nextLink", default)]
                 next_link: Option<String>,
             }
-            let page: Page = resp.json().await.map_err(|e| CallError::Other {
-                op: OP,
-                message: format!("unreadable answer: {e}"),
-                transient: true,
-            })?;
+            let page: Page = retry::read_json(OP, resp).await?;
             out.extend(page.value.into_iter().map(Group::from));
             match page.next_link.filter(|l| !l.is_empty()) {
                 Some(next) => url = next,

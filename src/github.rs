@@ -94,11 +94,7 @@ impl GitHub {
             runner: Runner,
             encoded_jit_config: String,
         }
-        let a: Answer = resp.json().await.map_err(|e| CallError::Other {
-            op: OP,
-            message: format!("unreadable answer: {e}"),
-            transient: true,
-        })?;
+        let a: Answer = retry::read_json(OP, resp).await?;
         Ok(JitConfig {
             runner_id: a.runner.id,
             config: Secret::new(a.encoded_jit_config),
@@ -114,11 +110,7 @@ impl GitHub {
             .finish();
         let path = format!("{}/actions/runners?{query}", target.path());
         let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
-        let list: RunnerList = resp.json().await.map_err(|e| CallError::Other {
-            op: OP,
-            message: format!("unreadable answer: {e}"),
-            transient: true,
-        })?;
+        let list: RunnerList = retry::read_json(OP, resp).await?;
         Ok(list.runners.into_iter().find(|r| r.name == name))
     }
 
@@ -139,11 +131,7 @@ impl GitHub {
             })
             .await?;
             let next = next_link(resp.headers().get("link").and_then(|v| v.to_str().ok()));
-            let list: RunnerList = resp.json().await.map_err(|e| CallError::Other {
-                op: OP,
-                message: format!("unreadable answer: {e}"),
-                transient: true,
-            })?;
+            let list: RunnerList = retry::read_json(OP, resp).await?;
             out.extend(list.runners);
             match next {
                 Some(n) => url = n,
@@ -174,11 +162,7 @@ impl GitHub {
         struct Job {
             status: String,
         }
-        let j: Job = resp.json().await.map_err(|e| CallError::Other {
-            op: OP,
-            message: format!("unreadable answer: {e}"),
-            transient: true,
-        })?;
+        let j: Job = retry::read_json(OP, resp).await?;
         Ok(Some(j.status))
     }
 }
@@ -196,11 +180,7 @@ impl GitHub {
         struct Run {
             status: Option<String>,
         }
-        let r: Run = resp.json().await.map_err(|e| CallError::Other {
-            op: OP,
-            message: format!("unreadable answer: {e}"),
-            transient: true,
-        })?;
+        let r: Run = retry::read_json(OP, resp).await?;
         Ok(Some(r.status.unwrap_or_default()))
     }
 }
@@ -224,11 +204,7 @@ impl GitHub {
             .get("x-oauth-scopes")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let v: serde_json::Value = resp.json().await.map_err(|e| CallError::Other {
-            op: OP,
-            message: format!("unreadable answer: {e}"),
-            transient: true,
-        })?;
+        let v: serde_json::Value = retry::read_json(OP, resp).await?;
         let core = &v["resources"]["core"];
         Ok(TokenInfo {
             remaining: core["remaining"].as_u64().unwrap_or(0),

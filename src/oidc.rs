@@ -228,11 +228,7 @@ impl Verifier {
             issuer: String,
             jwks_uri: String,
         }
-        let d: Discovery = resp.json().await.map_err(|e| CallError::Other {
-            op: OP,
-            message: format!("unreadable discovery document: {e}"),
-            transient: true,
-        })?;
+        let d: Discovery = retry::read_json(OP, resp).await?;
         if d.issuer.trim_end_matches('/') != self.issuer {
             return Err(CallError::Other {
                 op: OP,
@@ -246,11 +242,7 @@ impl Verifier {
         struct Set {
             keys: Vec<Jwk>,
         }
-        let set: Set = resp.json().await.map_err(|e| CallError::Other {
-            op: JWKS,
-            message: format!("unreadable JWKS: {e}"),
-            transient: true,
-        })?;
+        let set: Set = retry::read_json(JWKS, resp).await?;
         let mut out = HashMap::new();
         for k in set.keys {
             let usable = k.kty == "RSA" && k.use_.as_deref().is_none_or(|u| u == "sig") && k.alg.as_deref().is_none_or(|a| a == "RS256");

@@ -140,6 +140,16 @@ impl CallError {
     }
 }
 
+/// Reads a success answer's JSON body; an unreadable one is transient (a proxy's error page,
+/// a cut connection).
+pub async fn read_json<T: serde::de::DeserializeOwned>(op: &'static str, resp: Response) -> Result<T, CallError> {
+    resp.json().await.map_err(|e| CallError::Other {
+        op,
+        message: format!("unreadable answer: {e}"),
+        transient: true,
+    })
+}
+
 /// Sends the request `make` builds, retrying transient failures by `policy`.
 /// Returns the first success (any 2xx, or a status listed in `accept`) or the last error.
 pub async fn send<F, Fut>(op: &'static str, policy: &RetryPolicy, accept: &[u16], mut make: F) -> Result<Response, CallError>
