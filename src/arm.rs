@@ -157,7 +157,15 @@ impl Arm {
             let page: Page = retry::read_json(OP, resp).await?;
             out.extend(page.value.into_iter().map(Group::from));
             match page.next_link.filter(|l| !l.is_empty()) {
-                Some(next) => url = next,
+                // The token goes only where AZURE_RESOURCE_MANAGER_URL points.
+                Some(next) if next.starts_with(&format!("{}/", self.base)) => url = next,
+                Some(next) => {
+                    return Err(CallError::Other {
+                        op: OP,
+                        message: format!("nextLink {next} is outside AZURE_RESOURCE_MANAGER_URL"),
+                        transient: false,
+                    })
+                }
                 None => return Ok(out),
             }
         }

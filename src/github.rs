@@ -65,8 +65,12 @@ impl GitHub {
     }
 
     fn request(&self, method: Method, path: &str, pat: &Secret) -> RequestBuilder {
+        self.request_url(method, &format!("{}{path}", self.base), pat)
+    }
+
+    fn request_url(&self, method: Method, url: &str, pat: &Secret) -> RequestBuilder {
         self.http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, url)
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
             .bearer_auth(pat.expose())
@@ -121,20 +125,20 @@ impl GitHub {
         let mut out = Vec::new();
         loop {
             let u = url.clone();
-            let resp = retry::send(OP, &self.retry, &[], || async {
-                Ok(self
-                    .http
-                    .get(&u)
-                    .header("Accept", "application/vnd.github+json")
-                    .header("X-GitHub-Api-Version", "2022-11-28")
-                    .bearer_auth(pat.expose()))
-            })
-            .await?;
+            let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request_url(Method::GET, &u, pat)) }).await?;
             let next = next_link(resp.headers().get("link").and_then(|v| v.to_str().ok()));
             let list: RunnerList = retry::read_json(OP, resp).await?;
             out.extend(list.runners);
             match next {
-                Some(n) => url = n,
+                // The PAT goes only where GITHUB_API_URL points.
+                Some(n) if n.starts_with(&format!("{}/", self.base)) => url = n,
+                Some(n) => {
+                    return Err(CallError::Other {
+                        op: OP,
+                        message: format!("next page {n} is outside GITHUB_API_URL"),
+                        transient: false,
+                    })
+                }
                 None => return Ok(out),
             }
         }
