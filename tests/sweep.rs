@@ -87,7 +87,7 @@ async fn exactly_the_right_deletions_in_the_right_order() {
     }
     assert_eq!(
         summary(&b),
-        "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 failed=0 dry_run=false past_due=false"
+        "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 failed=0 dry_run=false past_due=false"
     );
     b.stop().await;
 }
@@ -142,7 +142,7 @@ async fn more_than_a_hundred_groups_and_runners_are_paged() {
     }
     tick(&b).await;
     b.host().wait_log("sweep groups=").await;
-    assert_eq!(summary(&b), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 failed=0 dry_run=false past_due=false");
+    assert_eq!(summary(&b), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 failed=0 dry_run=false past_due=false");
     {
         let arm = b.arm.lock().unwrap();
         assert!(arm.groups.is_empty());
@@ -239,7 +239,7 @@ async fn a_runner_that_just_took_a_job_keeps_its_idle_group() {
         );
     }
     assert!(
-        summary(&b).contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 failed=0"),
+        summary(&b).contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 failed=0"),
         "{}",
         summary(&b)
     );
@@ -303,7 +303,9 @@ async fn handler_sweep_cli_prints_the_plan_and_deletes_only_with_yes() {
         "{out}"
     );
     assert!(
-        out.contains("deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 failed=0 dry_run=true"),
+        out.contains(
+            "deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 failed=0 dry_run=true"
+        ),
         "{out}"
     );
     assert_eq!(b.arm.lock().unwrap().groups.len(), 8, "a dry run deletes nothing");
@@ -311,5 +313,39 @@ async fn handler_sweep_cli_prints_the_plan_and_deletes_only_with_yes() {
     let done = tokio::task::block_in_place(|| run(&["sweep", "--yes"]));
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     assert_eq!(b.arm.lock().unwrap().groups.len(), 3);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
+    let b = Bench::start(&[]).await;
+    // A webhook runner made for job 4242: its container exited (an image that would not pull)
+    // while the job is still queued; another one whose job has since run elsewhere.
+    b.deliver("workflow_job", &queued_payload(4242, &["self-hosted", "aci"])).await;
+    b.deliver("workflow_job", &queued_payload(4243, &["self-hosted", "aci"])).await;
+    b.host().drain().await;
+    {
+        let mut arm = b.arm.lock().unwrap();
+        for n in ["aci-runner-4242", "aci-runner-4243"] {
+            arm.groups.get_mut(n).unwrap().instance_state = Some("Failed".into());
+        }
+        let mut gh = b.github.lock().unwrap();
+        gh.jobs.insert(4242, "queued".into());
+        gh.jobs.insert(4243, "completed".into());
+    }
+    tick(&b).await;
+    b.host().wait_log("sweep groups=").await;
+    assert!(
+        summary(&b).contains("deleted_terminated=2 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=1 failed=0"),
+        "{}",
+        summary(&b)
+    );
+    assert_eq!(b.host().queued("runner-requests").len(), 1, "the sweep's queue output");
+    b.host().drain().await;
+    let arm = b.arm.lock().unwrap();
+    let left: Vec<&str> = arm.groups.keys().map(String::as_str).collect();
+    assert_eq!(left, ["aci-runner-4242"], "a fresh group for the job still queued");
+    assert_eq!(arm.groups["aci-runner-4242"].instance_state.as_deref(), Some("Running"));
+    drop(arm);
     b.stop().await;
 }

@@ -6,10 +6,10 @@ use std::collections::{BTreeSet, HashSet};
 
 use futures::StreamExt;
 
-use super::App;
+use super::{App, QUEUE_OUTPUT};
 use crate::arm::Group;
 use crate::config::Scope;
-use crate::decide::{is_ours, job_id_from_name, owner_of, run_id_from_name};
+use crate::decide::{is_ours, job_id_from_name, owner_of, run_id_from_name, Create, Origin, Request};
 use crate::github::Target;
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::log;
@@ -50,6 +50,10 @@ pub struct Report {
     pub deletions: Vec<(Deletion, Ended)>,
     /// Reads that failed (lists, states, job lookups); what depended on them was left alone.
     pub read_failures: Vec<String>,
+    /// Runner requests made anew: a webhook group that ended before its job started (an
+    /// image that would not pull, a container that died) leaves a job queued with nobody to
+    /// run it, so the job gets another runner.
+    pub requeue: Vec<Create>,
     pub dry_run: bool,
 }
 
@@ -69,7 +73,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let kept = self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Kept(_))).count();
         format!(
-            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} failed={} dry_run={}",
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} failed={} dry_run={}",
             self.groups_seen,
             self.runners_seen,
             self.count(Reason::Terminated),
@@ -77,6 +81,7 @@ impl Report {
             self.count(Reason::Idle),
             self.count(Reason::Ghost),
             kept,
+            self.requeue.len(),
             self.failed(),
             self.dry_run
         )
@@ -238,7 +243,57 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         .collect::<Vec<_>>()
         .await;
     report.deletions = ended;
+
+    // 6. Jobs whose container ended before it took them get another runner.
+    if let Some(pat) = pat {
+        let candidates: Vec<Create> = report
+            .deletions
+            .iter()
+            .filter(|(d, e)| d.reason == Reason::Terminated && matches!(e, Ended::Done | Ended::DryRun))
+            .filter_map(|(d, _)| groups.iter().find(|g| Some(&g.name) == d.group.as_ref()))
+            .filter_map(|g| requeue_candidate(app, g))
+            .collect();
+        let checks = futures::stream::iter(candidates.into_iter().map(|c| still_queued(app, pat, c)))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for (c, queued) in checks {
+            match queued {
+                Ok(true) => {
+                    log::info(
+                        if dry_run { "sweep.would-requeue" } else { "sweep.requeued" },
+                        &[("runner", &c.runner), ("job", &c.job.unwrap_or(0))],
+                    );
+                    report.requeue.push(c);
+                }
+                Ok(false) => {}
+                Err(e) => report.read_failures.push(e.to_string()),
+            }
+        }
+    }
     report
+}
+
+/// A webhook group's runner request, rebuilt from its tags.
+fn requeue_candidate(app: &App, g: &Group) -> Option<Create> {
+    if g.tags.get("origin").map(String::as_str) != Some(Origin::Webhook.as_str()) {
+        return None;
+    }
+    let job: u64 = g.tags.get("github-job-id")?.parse().ok()?;
+    Some(Create {
+        runner: g.name.clone(),
+        repository: g.tags.get("github-repository")?.clone(),
+        origin: Origin::Webhook,
+        job: Some(job),
+        run: g.tags.get("github-run-id").and_then(|r| r.parse().ok()).unwrap_or(0),
+        attempt: 1,
+        labels: app.cfg.runner_labels.clone(),
+    })
+}
+
+async fn still_queued(app: &App, pat: &crate::secret::Secret, c: Create) -> (Create, Result<bool, crate::retry::CallError>) {
+    let status = app.github.job_status(pat, &c.repository, c.job.unwrap_or(0)).await;
+    (c, status.map(|s| s.as_deref() == Some("queued")))
 }
 
 async fn state_of(app: &App, g: Group) -> (Option<Group>, Option<String>) {
@@ -338,5 +393,12 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     } else {
         log::info(&line, &[]);
     }
-    Outcome::Done(InvokeResponse::default())
+    let mut response = InvokeResponse::default();
+    if !report.dry_run && !report.requeue.is_empty() {
+        response = response.with_queue(
+            QUEUE_OUTPUT,
+            report.requeue.iter().map(|c| Request::Create(c.clone()).to_message()).collect(),
+        );
+    }
+    Outcome::Done(response)
 }

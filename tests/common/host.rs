@@ -471,7 +471,12 @@ impl FakeHost {
             .clone();
         let env = json!({"Data": {binding: {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}},
                          "Metadata": {"sys": sys(function)}});
-        self.post_envelope(function, serde_json::to_vec(&env).unwrap()).await
+        let (status, text) = self.post_envelope(function, serde_json::to_vec(&env).unwrap()).await;
+        if (200..300).contains(&status) {
+            let v: Value = serde_json::from_str(&text).expect("JSON answer");
+            self.apply_outputs(function, v.get("Outputs").unwrap_or(&Value::Null));
+        }
+        (status, text)
     }
 
     /// stdout and stderr, as the host would have logged them.
