@@ -342,10 +342,11 @@ async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
     );
     assert_eq!(b.host().queued("runner-requests").len(), 1, "the sweep's queue output");
     b.host().drain().await;
-    let arm = b.arm.lock().unwrap();
-    let left: Vec<&str> = arm.groups.keys().map(String::as_str).collect();
-    assert_eq!(left, ["aci-runner-4242"], "a fresh group for the job still queued");
-    assert_eq!(arm.groups["aci-runner-4242"].instance_state.as_deref(), Some("Running"));
-    drop(arm);
+    {
+        let arm = b.arm.lock().unwrap();
+        let left: Vec<&str> = arm.groups.keys().map(String::as_str).collect();
+        assert_eq!(left, ["aci-runner-4242"], "a fresh group for the job still queued");
+        assert_eq!(arm.groups["aci-runner-4242"].instance_state.as_deref(), Some("Running"));
+    }
     b.stop().await;
 }
