@@ -20,7 +20,8 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-pub const MAX_DEQUEUE_COUNT: u32 = 5;
+/// The host's default when host.json sets none.
+pub const DEFAULT_MAX_DEQUEUE_COUNT: u32 = 5;
 
 #[derive(Debug, Clone)]
 struct Binding {
@@ -57,6 +58,8 @@ pub struct FakeHost {
     port: u16,
     client: reqwest::Client,
     bindings: HashMap<String, Vec<Binding>>,
+    /// `extensions.queues.maxDequeueCount` from the staged host.json.
+    max_dequeue_count: u32,
     pub queues: Mutex<HashMap<String, VecDeque<Message>>>,
     pub poison: Mutex<Vec<Message>>,
     pub stdout: Arc<Mutex<Vec<String>>>,
@@ -227,6 +230,8 @@ impl FakeHost {
         let dir = temp_dir("host");
         stage(&dir);
         let bindings = read_bindings(&dir);
+        let host_json: Value = serde_json::from_slice(&std::fs::read(dir.join("host.json")).unwrap()).unwrap();
+        let max_dequeue_count = host_json["extensions"]["queues"]["maxDequeueCount"].as_u64().map(|n| n as u32).unwrap_or(DEFAULT_MAX_DEQUEUE_COUNT);
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -254,6 +259,7 @@ impl FakeHost {
             port,
             client,
             bindings,
+            max_dequeue_count,
             queues: Default::default(),
             poison: Default::default(),
             stdout,
@@ -426,7 +432,7 @@ impl FakeHost {
 
     /// Runs every queue-triggered function until its queues are empty. A failed invocation
     /// makes the message visible again (visibilityTimeout is not waited out here); after
-    /// `MAX_DEQUEUE_COUNT` tries it moves to the poison queue. Returns the invocations made.
+    /// host.json's `maxDequeueCount` tries it moves to the poison queue. Returns the invocations made.
     pub async fn drain(&self) -> usize {
         let mut invocations = 0;
         loop {
@@ -448,7 +454,7 @@ impl FakeHost {
                     if (200..300).contains(&status) {
                         let v: Value = serde_json::from_str(&text).expect("JSON answer");
                         self.apply_outputs(&function, v.get("Outputs").unwrap_or(&Value::Null));
-                    } else if m.dequeue_count >= MAX_DEQUEUE_COUNT {
+                    } else if m.dequeue_count >= self.max_dequeue_count {
                         self.poison.lock().unwrap().push(m);
                     } else {
                         self.queues.lock().unwrap().entry(queue.clone()).or_default().push_back(m);
