@@ -231,7 +231,10 @@ impl FakeHost {
         stage(&dir);
         let bindings = read_bindings(&dir);
         let host_json: Value = serde_json::from_slice(&std::fs::read(dir.join("host.json")).unwrap()).unwrap();
-        let max_dequeue_count = host_json["extensions"]["queues"]["maxDequeueCount"].as_u64().map(|n| n as u32).unwrap_or(DEFAULT_MAX_DEQUEUE_COUNT);
+        let max_dequeue_count = host_json["extensions"]["queues"]["maxDequeueCount"]
+            .as_u64()
+            .map(|n| n as u32)
+            .unwrap_or(DEFAULT_MAX_DEQUEUE_COUNT);
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
