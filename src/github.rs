@@ -154,51 +154,6 @@ impl GitHub {
         Ok(())
     }
 
-    /// A job's `status` (`queued`, `in_progress`, `completed`, …), or `None` if it is gone.
-    pub async fn job_status(&self, pat: &Secret, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
-        const OP: &str = "github.get-job";
-        let path = format!("/repos/{repository}/actions/jobs/{job_id}");
-        let resp = retry::send(OP, &self.retry, &[404], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
-        if resp.status().as_u16() == 404 {
-            return Ok(None);
-        }
-        #[derive(Deserialize)]
-        struct Job {
-            status: String,
-        }
-        let j: Job = retry::read_json(OP, resp).await?;
-        Ok(Some(j.status))
-    }
-}
-
-impl GitHub {
-    /// A workflow run's `status` (`queued`, `in_progress`, `completed`, …), or `None` if gone.
-    pub async fn run_status(&self, pat: &Secret, repository: &str, run_id: u64) -> Result<Option<String>, CallError> {
-        const OP: &str = "github.get-run";
-        let path = format!("/repos/{repository}/actions/runs/{run_id}");
-        let resp = retry::send(OP, &self.retry, &[404], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
-        if resp.status().as_u16() == 404 {
-            return Ok(None);
-        }
-        #[derive(Deserialize)]
-        struct Run {
-            status: Option<String>,
-        }
-        let r: Run = retry::read_json(OP, resp).await?;
-        Ok(Some(r.status.unwrap_or_default()))
-    }
-}
-
-/// What `GET /rate_limit` says about the PAT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenInfo {
-    pub remaining: u64,
-    pub limit: u64,
-    /// `x-oauth-scopes` (classic PATs only; fine-grained tokens send none).
-    pub scopes: Option<String>,
-}
-
-impl GitHub {
     /// Checks the PAT and reads its rate limit (a call that does not count against it).
     pub async fn token_info(&self, pat: &Secret) -> Result<TokenInfo, CallError> {
         const OP: &str = "github.rate-limit";
@@ -227,6 +182,41 @@ impl GitHub {
         .await?;
         Ok(())
     }
+
+    /// A job's `status` (`queued`, `in_progress`, `completed`, …), or `None` if it is gone.
+    pub async fn job_status(&self, pat: &Secret, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
+        self.status_of("github.get-job", &format!("/repos/{repository}/actions/jobs/{job_id}"), pat)
+            .await
+    }
+
+    /// A workflow run's `status` (`queued`, `in_progress`, `completed`, …), or `None` if gone.
+    pub async fn run_status(&self, pat: &Secret, repository: &str, run_id: u64) -> Result<Option<String>, CallError> {
+        self.status_of("github.get-run", &format!("/repos/{repository}/actions/runs/{run_id}"), pat)
+            .await
+    }
+
+    /// The `status` field of a job or run; `None` when GitHub answers 404.
+    async fn status_of(&self, op: &'static str, path: &str, pat: &Secret) -> Result<Option<String>, CallError> {
+        let resp = retry::send(op, &self.retry, &[404], || async { Ok(self.request(Method::GET, path, pat)) }).await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        #[derive(Deserialize)]
+        struct WithStatus {
+            status: Option<String>,
+        }
+        let w: WithStatus = retry::read_json(op, resp).await?;
+        Ok(Some(w.status.unwrap_or_default()))
+    }
+}
+
+/// What `GET /rate_limit` says about the PAT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub remaining: u64,
+    pub limit: u64,
+    /// `x-oauth-scopes` (classic PATs only; fine-grained tokens send none).
+    pub scopes: Option<String>,
 }
 
 #[derive(Deserialize)]

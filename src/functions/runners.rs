@@ -61,33 +61,33 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     };
     let (status, body) = answer.reply();
     let mut response = InvokeResponse::http(status, &body);
-    match &answer {
-        Answer::Requested(c) => {
+    let enqueued = match &answer {
+        Answer::Requested(c) => Some((Request::Create(c.clone()), &c.repository)),
+        Answer::Released(r) => Some((Request::Release(r.clone()), &r.repository)),
+        _ => None,
+    };
+    match enqueued {
+        Some((request, repository)) => {
+            let op = if matches!(request, Request::Create(_)) {
+                "create"
+            } else {
+                "release"
+            };
             log::info(
                 "runners",
                 &[
                     ("status", &status),
-                    ("op", &"create"),
-                    ("runner", &c.runner),
-                    ("repository", &c.repository),
+                    ("op", &op),
+                    ("runner", &request.runner()),
+                    ("repository", repository),
                 ],
             );
-            response = response.with_queue(QUEUE_OUTPUT, vec![Request::Create(c.clone()).to_message()]);
+            response = response.with_queue(QUEUE_OUTPUT, vec![request.to_message()]);
         }
-        Answer::Released(r) => {
-            log::info(
-                "runners",
-                &[
-                    ("status", &status),
-                    ("op", &"release"),
-                    ("runner", &r.runner),
-                    ("repository", &r.repository),
-                ],
-            );
-            response = response.with_queue(QUEUE_OUTPUT, vec![Request::Release(r.clone()).to_message()]);
+        None if matches!(answer, Answer::Unavailable(_)) => {
+            log::error("runners", &[("status", &status), ("error", &body["error"].as_str().unwrap_or(""))])
         }
-        Answer::Unavailable(_) => log::error("runners", &[("status", &status), ("error", &body["error"].as_str().unwrap_or(""))]),
-        _ => log::info("runners", &[("status", &status), ("error", &body["error"].as_str().unwrap_or(""))]),
+        None => log::info("runners", &[("status", &status), ("error", &body["error"].as_str().unwrap_or(""))]),
     }
     Outcome::Done(response)
 }
