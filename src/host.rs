@@ -9,6 +9,10 @@
 //!
 //! This module knows nothing of the functions themselves: `main` hands it a table of them.
 
+mod envelope;
+
+pub use envelope::{http_request, queue_item, timer_info, HttpRequest, ProtocolError, QueueItem, TimerInfo, HTTP_TRIGGER};
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,14 +21,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use serde::Deserialize;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
-use warp::http::StatusCode;
-use warp::{Buf, Filter};
 
-/// The name of the HTTP trigger binding in every HTTP function's `function.json`.
-pub const HTTP_TRIGGER: &str = "req";
 /// The name of the HTTP output binding.
 pub const HTTP_OUTPUT: &str = "res";
 /// The largest envelope read from the host. Bodies are bounded without trusting
@@ -79,123 +81,6 @@ impl InvokeResponse {
     }
 }
 
-/// An HTTP trigger's request, from `Data.req`.
-#[derive(Debug, Deserialize)]
-pub struct HttpRequest {
-    #[serde(rename = "Method", default)]
-    pub method: String,
-    #[serde(rename = "Headers", default)]
-    headers: HashMap<String, Vec<String>>,
-    #[serde(rename = "Params", default)]
-    pub params: HashMap<String, String>,
-    /// The UTF-8 text of the raw body; absent when the body was empty.
-    #[serde(rename = "Body", default)]
-    pub body: Option<String>,
-}
-
-impl HttpRequest {
-    /// A header's first value, the name compared case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.first())
-            .map(String::as_str)
-    }
-
-    pub fn body(&self) -> &str {
-        self.body.as_deref().unwrap_or("")
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProtocolError {
-    #[error("the envelope is not JSON the host sends: {0}")]
-    Envelope(String),
-    #[error("the envelope has no Data.{0}")]
-    Missing(String),
-}
-
-/// Reads `Data.req` from an HTTP invocation. The host writes `Data` before `Metadata`, and
-/// `Metadata` only repeats the body's top-level fields, so reading stops once `Data` is read
-/// (about 40% of a webhook envelope is never scanned). An envelope with `Metadata` first is
-/// read through as usual.
-pub fn http_request(envelope: &[u8]) -> Result<HttpRequest, ProtocolError> {
-    use serde::de::{Deserializer as _, Error as _, IgnoredAny, MapAccess, Visitor};
-
-    #[derive(Deserialize)]
-    struct Data {
-        req: Option<HttpRequest>,
-    }
-    const STOP: &str = "aci-runners: Data read";
-    struct DataOnly<'a>(&'a mut Option<Data>);
-    impl<'de> Visitor<'de> for DataOnly<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an invocation envelope")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                if key == "Data" {
-                    *self.0 = Some(map.next_value()?);
-                    return Err(A::Error::custom(STOP));
-                }
-                map.next_value::<IgnoredAny>()?;
-            }
-            Ok(())
-        }
-    }
-
-    let mut data = None;
-    let result = serde_json::Deserializer::from_slice(envelope).deserialize_map(DataOnly(&mut data));
-    match (data, result) {
-        (Some(d), _) => d.req.ok_or_else(|| ProtocolError::Missing(HTTP_TRIGGER.into())),
-        (None, Err(e)) => Err(ProtocolError::Envelope(e.to_string())),
-        (None, Ok(())) => Err(ProtocolError::Missing("Data".into())),
-    }
-}
-
-/// A queue trigger's message and how often it has been dequeued.
-#[derive(Debug)]
-pub struct QueueItem {
-    /// The message text (the host JSON-encodes it once more; this is decoded).
-    pub text: String,
-    pub dequeue_count: u32,
-}
-
-/// Reads `Data.<binding>` (the message text, JSON-encoded a second time) and
-/// `Metadata.DequeueCount` (a string; a number is accepted too).
-pub fn queue_item(envelope: &[u8], binding: &str) -> Result<QueueItem, ProtocolError> {
-    let env: Value = serde_json::from_slice(envelope).map_err(|e| ProtocolError::Envelope(e.to_string()))?;
-    let raw = env["Data"].get(binding).ok_or_else(|| ProtocolError::Missing(binding.into()))?;
-    let text = match raw {
-        Value::String(s) => serde_json::from_str::<String>(s).unwrap_or_else(|_| s.clone()),
-        // A host that hands over the parsed message: use it as it is.
-        other => other.to_string(),
-    };
-    let dequeue_count = match &env["Metadata"]["DequeueCount"] {
-        Value::String(s) => s.trim_matches('"').parse().unwrap_or(1),
-        Value::Number(n) => n.as_u64().unwrap_or(1) as u32,
-        _ => 1,
-    };
-    Ok(QueueItem { text, dequeue_count })
-}
-
-/// A timer trigger's `Data.<binding>`: `ScheduleStatus` may be null or an object.
-#[derive(Debug, Deserialize)]
-pub struct TimerInfo {
-    #[serde(rename = "IsPastDue", default)]
-    pub is_past_due: bool,
-    #[serde(rename = "ScheduleStatus", default)]
-    pub schedule_status: Option<Value>,
-}
-
-pub fn timer_info(envelope: &[u8], binding: &str) -> Result<TimerInfo, ProtocolError> {
-    let env: Value = serde_json::from_slice(envelope).map_err(|e| ProtocolError::Envelope(e.to_string()))?;
-    let raw = env["Data"].get(binding).ok_or_else(|| ProtocolError::Missing(binding.into()))?;
-    serde_json::from_value(raw.clone()).map_err(|e| ProtocolError::Envelope(e.to_string()))
-}
-
 pub type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 /// A function: takes the raw envelope, returns what to tell the host.
 pub type Function = Arc<dyn Fn(Bytes) -> BoxFuture + Send + Sync>;
@@ -215,84 +100,95 @@ impl Functions {
     }
 }
 
-fn json_reply(status: StatusCode, body: &impl serde::Serialize) -> warp::reply::Response {
+type Response = hyper::Response<Full<Bytes>>;
+
+fn json_reply(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = warp::reply::Response::new(body.into());
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert("content-type", warp::http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
 /// Reads a body of unknown length (chunked) up to `limit` bytes; `None` when it is larger.
-async fn read_bounded(
-    mut body: impl futures::Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
-    limit: usize,
-) -> Result<Option<Bytes>, warp::Error> {
-    let mut out = BytesMut::new();
+/// A body that arrives as one frame (the usual case) is kept as it is, without a copy.
+async fn read_bounded(mut body: Incoming, limit: usize) -> Result<Option<Bytes>, hyper::Error> {
+    let mut first: Option<Bytes> = None;
+    let mut more = BytesMut::new();
     let mut seen = 0usize;
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk?;
-        seen += chunk.remaining();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        seen += data.len();
         if seen > limit {
             // Read the rest without keeping it, so the host gets an answer rather than a
             // broken pipe; past DISCARD_LIMIT the connection is simply dropped.
             if seen > DISCARD_LIMIT {
                 return Ok(None);
             }
-            out.clear();
+            first = None;
+            more.clear();
             continue;
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            out.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
+        match &first {
+            None if more.is_empty() => first = Some(data),
+            _ => {
+                if let Some(f) = first.take() {
+                    more.extend_from_slice(&f);
+                }
+                more.extend_from_slice(&data);
+            }
         }
     }
-    Ok((seen <= limit).then(|| out.freeze()))
+    if seen > limit {
+        return Ok(None);
+    }
+    Ok(Some(first.unwrap_or_else(|| more.freeze())))
 }
 
-async fn invoke(
-    name: String,
-    functions: Arc<Functions>,
-    body: impl futures::Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
-) -> Result<warp::reply::Response, Infallible> {
-    let Some(f) = functions.0.get(&name).cloned() else {
-        crate::log::error("host.unknown-function", &[("function", &name)]);
-        return Ok(json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such function"})));
-    };
+async fn invoke(function: Function, name: &str, body: Incoming) -> Response {
     let envelope = match read_bounded(body, MAX_ENVELOPE_BYTES).await {
         Ok(Some(b)) => b,
         Ok(None) => {
             crate::log::error("host.too-large", &[("function", &name), ("limit_bytes", &MAX_ENVELOPE_BYTES)]);
             let r = InvokeResponse::http(413, &json!({"error": "body too large"}));
-            return Ok(json_reply(StatusCode::OK, &r));
+            return json_reply(StatusCode::OK, &r);
         }
         Err(e) => {
             crate::log::error("host.read-failed", &[("function", &name), ("error", &e)]);
-            return Ok(json_reply(StatusCode::BAD_REQUEST, &json!({"error": "unreadable body"})));
+            return json_reply(StatusCode::BAD_REQUEST, &json!({"error": "unreadable body"}));
         }
     };
-    Ok(match f(envelope).await {
+    match function(envelope).await {
         Outcome::Done(r) => json_reply(StatusCode::OK, &r),
         Outcome::Fail => json_reply(StatusCode::INTERNAL_SERVER_ERROR, &InvokeResponse::default()),
-    })
+    }
 }
 
-/// The warp filter for the whole protocol (exposed for in-process tests and benchmarks).
-pub fn routes(functions: Functions) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    let functions = Arc::new(functions);
-    let ready = warp::get()
-        .and(warp::path::end())
-        .map(|| json_reply(StatusCode::OK, &json!({"ready": true})));
-    let call = warp::post()
-        .and(warp::path::param::<String>())
-        .and(warp::path::end())
-        .and(warp::any().map(move || functions.clone()))
-        .and(warp::body::stream())
-        .and_then(|name, fs, body| invoke(name, fs, Box::pin(body)));
-    ready.or(call).unify()
+/// The protocol's two routes: `GET /` (readiness) and `POST /<function>` (an invocation).
+async fn route(functions: Arc<Functions>, req: hyper::Request<Incoming>) -> Result<Response, Infallible> {
+    let path = req.uri().path();
+    if path == "/" {
+        return Ok(if req.method() == Method::GET {
+            json_reply(StatusCode::OK, &json!({"ready": true}))
+        } else {
+            json_reply(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "GET / is the readiness probe"}))
+        });
+    }
+    let name = path.trim_start_matches('/');
+    let Some(function) = functions.0.get(name).cloned() else {
+        crate::log::error("host.unknown-function", &[("function", &name)]);
+        return Ok(json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such function"})));
+    };
+    if req.method() != Method::POST {
+        return Ok(json_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": "the host POSTs invocations"}),
+        ));
+    }
+    let name = name.to_string();
+    Ok(invoke(function, &name, req.into_body()).await)
 }
 
 /// Serves the functions on `127.0.0.1:<port>` (the host connects to IPv4 loopback) until the
@@ -304,7 +200,7 @@ pub async fn serve(port: u16, functions: Functions) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     crate::log::info("host.listening", &[("address", &addr)]);
-    let service = warp::service(routes(functions));
+    let functions = Arc::new(functions);
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(c) => c,
@@ -314,7 +210,8 @@ pub async fn serve(port: u16, functions: Functions) -> anyhow::Result<()> {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let svc = hyper_util::service::TowerToHyperService::new(service.clone());
+        let functions = functions.clone();
+        let svc = hyper::service::service_fn(move |req| route(functions.clone(), req));
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)

@@ -50,7 +50,7 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     finish(answer, Some(&delivery_id))
 }
 
-async fn answer(app: &App, req: &host::HttpRequest) -> Answer {
+async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
     let body = req.body();
     if body.len() > webhook::MAX_BODY_BYTES {
         return Answer::TooLarge;

@@ -92,7 +92,7 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     Outcome::Done(response)
 }
 
-async fn answer(app: &App, req: &host::HttpRequest) -> Answer {
+async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
     let Some(verifier) = &app.oidc else { return Answer::Disabled };
     let claims = match verifier.verify_header(req.header("authorization")).await {
         Ok(c) => c,
@@ -112,7 +112,7 @@ async fn answer(app: &App, req: &host::HttpRequest) -> Answer {
     }
 }
 
-fn request(app: &App, req: &host::HttpRequest, claims: crate::oidc::Claims) -> Answer {
+fn request(app: &App, req: &host::HttpRequest<'_>, claims: crate::oidc::Claims) -> Answer {
     if req.body().len() > MAX_BODY_BYTES {
         return Answer::BadRequest(format!("body larger than {MAX_BODY_BYTES} bytes"));
     }
@@ -143,8 +143,8 @@ fn request(app: &App, req: &host::HttpRequest, claims: crate::oidc::Claims) -> A
     })
 }
 
-async fn release(app: &App, req: &host::HttpRequest, claims: crate::oidc::Claims) -> Answer {
-    let Some(name) = req.params.get("name").filter(|n| !n.is_empty()) else {
+async fn release(app: &App, req: &host::HttpRequest<'_>, claims: crate::oidc::Claims) -> Answer {
+    let Some(name) = req.param("name").filter(|n| !n.is_empty()) else {
         return Answer::BadRequest("DELETE needs a runner name: api/runners/{name}".into());
     };
     if !is_ours(&app.cfg.name_prefix, name) {
@@ -165,7 +165,7 @@ async fn release(app: &App, req: &host::HttpRequest, claims: crate::oidc::Claims
         return Answer::Forbidden(format!("runner {name} was not created for {}", claims.repository));
     }
     Answer::Released(Release {
-        runner: name.clone(),
+        runner: name.to_string(),
         repository: claims.repository,
         only_if_idle: false,
     })

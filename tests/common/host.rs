@@ -165,17 +165,24 @@ pub fn http_envelope(function: &str, route: &str, method: &str, headers: &[(&str
         header_strings.insert(k.clone(), json!(v));
     }
     let query_obj: Map<String, Value> = query.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-    let mut req = json!({
-        "Url": url, "Method": method, "Query": query_obj, "Headers": header_arrays, "Params": {},
-        "Identities": [{"AuthenticationType": "WebJobsAuthLevel", "IsAuthenticated": true, "Actor": null, "BootstrapContext": null,
-                        "Claims": [{"Type": "http://schemas.microsoft.com/2017/07/functions/claims/authlevel", "Value": "Function"}],
-                        "Label": null, "Name": null,
-                        "NameClaimType": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
-                        "RoleClaimType": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}]
-    });
+    let identities = json!([{"AuthenticationType": "WebJobsAuthLevel", "IsAuthenticated": true, "Actor": null, "BootstrapContext": null,
+                             "Claims": [{"Type": "http://schemas.microsoft.com/2017/07/functions/claims/authlevel", "Value": "Function"}],
+                             "Label": null, "Name": null,
+                             "NameClaimType": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+                             "RoleClaimType": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}]);
+    // The members in the order the host writes them (reference/functions-host.md), `Body` last.
+    let mut req = format!(
+        "{{\"Url\":{},\"Method\":{},\"Query\":{},\"Headers\":{},\"Params\":{{}},\"Identities\":{}",
+        json!(url),
+        json!(method),
+        Value::Object(query_obj.clone()),
+        Value::Object(header_arrays),
+        identities
+    );
     if !body.is_empty() {
-        req["Body"] = json!(String::from_utf8_lossy(body));
+        req.push_str(&format!(",\"Body\":{}", json!(String::from_utf8_lossy(body))));
     }
+    req.push('}');
     let mut metadata = Map::new();
     if let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(body) {
         for (k, v) in top {
@@ -192,7 +199,7 @@ pub fn http_envelope(function: &str, route: &str, method: &str, headers: &[(&str
     metadata.insert("Query".into(), Value::Object(query_obj));
     metadata.insert("Headers".into(), Value::Object(header_strings));
     metadata.insert("sys".into(), sys(function));
-    serde_json::to_vec(&json!({"Data": {"req": req}, "Metadata": metadata})).unwrap()
+    format!("{{\"Data\":{{\"req\":{req}}},\"Metadata\":{}}}", Value::Object(metadata)).into_bytes()
 }
 
 /// How the host turns one `Outputs.<queue>` value into queue messages

@@ -1,0 +1,478 @@
+//! Reading invocation envelopes: `{"Data":{…},"Metadata":{…}}`.
+//!
+//! An HTTP invocation's envelope is read by a small cursor that walks only the skeleton the
+//! host writes (`Data.req` with `Method`, `Headers`, `Params`, `Body`), decodes the strings it
+//! keeps itself, and hands every value it does not need to serde_json to skip (and validate).
+//! Two reasons, both measured (`cargo bench --bench webhook`, docs/benchmarks.md):
+//! - `Data.req.Body` is the webhook body as one escaped JSON string; decoding it with
+//!   serde_json cost 12 µs for the 7.9 KB fixture, most of the handler's parse time;
+//! - the host writes `Metadata` after `Data`, and it only repeats the body's fields, so reading
+//!   stops once `Data` is read (about 40% of a webhook envelope is never scanned).
+//!
+//! Queue and timer envelopes are small and go through serde_json as they are.
+
+use std::borrow::Cow;
+use std::ops::ControlFlow;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The name of the HTTP trigger binding in every HTTP function's `function.json`.
+pub const HTTP_TRIGGER: &str = "req";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("the envelope is not JSON the host sends: {0}")]
+    Envelope(String),
+    #[error("the envelope has no Data.{0}")]
+    Missing(String),
+}
+
+/// An HTTP trigger's request, from `Data.req`, borrowing from the envelope where it can.
+#[derive(Debug, Default)]
+pub struct HttpRequest<'a> {
+    pub method: Cow<'a, str>,
+    /// Every header value, in the order the host wrote them (its values are arrays).
+    headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Route parameters (`{name}` in the route template).
+    params: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// The UTF-8 text of the raw body; absent when the body was empty.
+    body: Option<Cow<'a, str>>,
+}
+
+impl HttpRequest<'_> {
+    /// A header's first value, the name compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// A route parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref())
+    }
+
+    pub fn body(&self) -> &str {
+        self.body.as_deref().unwrap_or("")
+    }
+}
+
+/// Reads `Data.req` from an HTTP invocation. Reading stops at the end of `Data`; an envelope
+/// with `Metadata` first is read through (skipping it) as well.
+pub fn http_request(envelope: &[u8]) -> Result<HttpRequest<'_>, ProtocolError> {
+    let mut r = Reader::new(envelope);
+    let mut req = None;
+    let mut data_seen = false;
+    r.object(|r, key| {
+        if key != "Data" {
+            r.skip()?;
+            return Ok(ControlFlow::Continue(()));
+        }
+        data_seen = true;
+        r.object(|r, key| {
+            if key == HTTP_TRIGGER && !r.null()? {
+                req = Some(read_request(r)?);
+            } else {
+                r.skip()?;
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(ControlFlow::Break(()))
+    })?;
+    match (req, data_seen) {
+        (Some(req), _) => Ok(req),
+        (None, true) => Err(ProtocolError::Missing(HTTP_TRIGGER.into())),
+        (None, false) => Err(ProtocolError::Missing("Data".into())),
+    }
+}
+
+fn read_request<'a>(r: &mut Reader<'a>) -> Result<HttpRequest<'a>, ProtocolError> {
+    let mut req = HttpRequest::default();
+    r.object(|r, key| {
+        match key.as_ref() {
+            "Method" => req.method = r.string()?,
+            "Body" => req.body = if r.null()? { None } else { Some(r.string()?) },
+            "Headers" => {
+                if !r.null()? {
+                    r.object(|r, name| {
+                        // The host writes arrays; a plain string is taken as one value.
+                        if r.peek() == Some(b'[') {
+                            r.array(|r| {
+                                req.headers.push((name.clone(), r.string()?));
+                                Ok(())
+                            })?;
+                        } else {
+                            let value = r.string()?;
+                            req.headers.push((name, value));
+                        }
+                        Ok(ControlFlow::Continue(()))
+                    })?;
+                }
+            }
+            "Params" => {
+                if !r.null()? {
+                    r.object(|r, name| {
+                        let value = r.string()?;
+                        req.params.push((name, value));
+                        Ok(ControlFlow::Continue(()))
+                    })?;
+                }
+            }
+            _ => r.skip()?,
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(req)
+}
+
+/// A queue trigger's message and how often it has been dequeued.
+#[derive(Debug)]
+pub struct QueueItem {
+    /// The message text (the host JSON-encodes it once more; this is decoded).
+    pub text: String,
+    pub dequeue_count: u32,
+}
+
+/// Reads `Data.<binding>` (the message text, JSON-encoded a second time) and
+/// `Metadata.DequeueCount` (a string; a number is accepted too).
+pub fn queue_item(envelope: &[u8], binding: &str) -> Result<QueueItem, ProtocolError> {
+    let env: Value = serde_json::from_slice(envelope).map_err(|e| ProtocolError::Envelope(e.to_string()))?;
+    let raw = env["Data"].get(binding).ok_or_else(|| ProtocolError::Missing(binding.into()))?;
+    let text = match raw {
+        Value::String(s) => serde_json::from_str::<String>(s).unwrap_or_else(|_| s.clone()),
+        // A host that hands over the parsed message: use it as it is.
+        other => other.to_string(),
+    };
+    let dequeue_count = match &env["Metadata"]["DequeueCount"] {
+        Value::String(s) => s.trim_matches('"').parse().unwrap_or(1),
+        Value::Number(n) => n.as_u64().unwrap_or(1) as u32,
+        _ => 1,
+    };
+    Ok(QueueItem { text, dequeue_count })
+}
+
+/// A timer trigger's `Data.<binding>`: `ScheduleStatus` may be null or an object.
+#[derive(Debug, Deserialize)]
+pub struct TimerInfo {
+    #[serde(rename = "IsPastDue", default)]
+    pub is_past_due: bool,
+    #[serde(rename = "ScheduleStatus", default)]
+    pub schedule_status: Option<Value>,
+}
+
+pub fn timer_info(envelope: &[u8], binding: &str) -> Result<TimerInfo, ProtocolError> {
+    let env: Value = serde_json::from_slice(envelope).map_err(|e| ProtocolError::Envelope(e.to_string()))?;
+    let raw = env["Data"].get(binding).ok_or_else(|| ProtocolError::Missing(binding.into()))?;
+    serde_json::from_value(raw.clone()).map_err(|e| ProtocolError::Envelope(e.to_string()))
+}
+
+/// A cursor over JSON text that reads objects, arrays and strings itself and leaves every
+/// other value to serde_json.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn error(&self, what: &str) -> ProtocolError {
+        ProtocolError::Envelope(format!("{what} at byte {}", self.pos))
+    }
+
+    /// The next byte after whitespace, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&b) = self.buf.get(self.pos) {
+            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                return Some(b);
+            }
+            self.pos += 1;
+        }
+        None
+    }
+
+    fn eat(&mut self, byte: u8) -> Result<(), ProtocolError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(&format!("expected `{}`", byte as char)))
+        }
+    }
+
+    /// Consumes a `null` and says so; anything else is left in place.
+    fn null(&mut self) -> Result<bool, ProtocolError> {
+        if self.peek() != Some(b'n') {
+            return Ok(false);
+        }
+        if self.buf[self.pos..].starts_with(b"null") {
+            self.pos += 4;
+            Ok(true)
+        } else {
+            Err(self.error("invalid literal"))
+        }
+    }
+
+    /// Skips one value of any kind, validated by serde_json.
+    fn skip(&mut self) -> Result<(), ProtocolError> {
+        let mut values = serde_json::Deserializer::from_slice(&self.buf[self.pos..]).into_iter::<IgnoredAny>();
+        match values.next() {
+            Some(Ok(_)) => {
+                self.pos += values.byte_offset();
+                Ok(())
+            }
+            Some(Err(e)) => Err(ProtocolError::Envelope(format!("{e} (value at byte {})", self.pos))),
+            None => Err(self.error("unexpected end")),
+        }
+    }
+
+    /// Walks an object, calling `member` with each key and the cursor on its value, which
+    /// `member` must consume. `Break` stops reading right after that value.
+    fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Result<ControlFlow<()>, ProtocolError>,
+    ) -> Result<(), ProtocolError> {
+        self.eat(b'{')?;
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            if member(self, key)?.is_break() {
+                return Ok(());
+            }
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// Walks an array, calling `item` with the cursor on each element.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), ProtocolError>) -> Result<(), ProtocolError> {
+        self.eat(b'[')?;
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    /// A JSON string, borrowed from the envelope when it has no escapes. Runs between escapes
+    /// are found with `memchr` (vectorised) and copied whole.
+    fn string(&mut self) -> Result<Cow<'a, str>, ProtocolError> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let mut decoded: Option<Vec<u8>> = None;
+        loop {
+            let rest = &self.buf[self.pos..];
+            let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
+                return Err(self.error("unterminated string"));
+            };
+            let run = &rest[..n];
+            // JSON forbids raw control characters in strings (the host escapes them).
+            if run.iter().copied().min().is_some_and(|b| b < 0x20) {
+                return Err(self.error("control character in string"));
+            }
+            self.pos += n + 1;
+            if rest[n] == b'"' {
+                return match decoded {
+                    None => std::str::from_utf8(&self.buf[start..self.pos - 1])
+                        .map(Cow::Borrowed)
+                        .map_err(|_| self.error("invalid UTF-8 in string")),
+                    Some(mut text) => {
+                        text.extend_from_slice(run);
+                        String::from_utf8(text)
+                            .map(Cow::Owned)
+                            .map_err(|_| self.error("invalid UTF-8 in string"))
+                    }
+                };
+            }
+            let text = decoded.get_or_insert_with(|| {
+                // Sized for the whole string in one go when it is a body (a few KB), without
+                // letting a short header with one escape reserve the rest of a large envelope.
+                Vec::with_capacity((self.buf.len() - start).min(64 * 1024))
+            });
+            text.extend_from_slice(run);
+            self.escape(text)?;
+        }
+    }
+
+    /// Decodes the escape after a backslash into `out`.
+    fn escape(&mut self, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+        let Some(&c) = self.buf.get(self.pos) else {
+            return Err(self.error("unterminated escape"));
+        };
+        self.pos += 1;
+        let byte = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                let code = match unit {
+                    0xD800..=0xDBFF => {
+                        if !self.buf[self.pos..].starts_with(b"\\u") {
+                            return Err(self.error("lone leading surrogate"));
+                        }
+                        self.pos += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err(self.error("invalid low surrogate"));
+                        }
+                        0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return Err(self.error("lone trailing surrogate")),
+                    other => u32::from(other),
+                };
+                let ch = char::from_u32(code).ok_or_else(|| self.error("invalid code point"))?;
+                out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+                return Ok(());
+            }
+            _ => return Err(self.error("invalid escape")),
+        };
+        out.push(byte);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u16, ProtocolError> {
+        let digits = self
+            .buf
+            .get(self.pos..self.pos + 4)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| self.error("invalid \\u escape"))?;
+        self.pos += 4;
+        u16::from_str_radix(digits, 16).map_err(|_| self.error("invalid \\u escape"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(json: &str) -> Result<String, ProtocolError> {
+        Reader::new(json.as_bytes()).string().map(Cow::into_owned)
+    }
+
+    #[test]
+    fn strings_decode_exactly_as_serde_json_does() {
+        let mut cases: Vec<String> = [
+            "",
+            "plain",
+            "quote \" backslash \\ slash / controls \u{8}\u{c}\n\r\t\u{1}\u{1f}",
+            "unicode é ß 中文 and astral 🦀 𝄞",
+            "{\n  \"action\": \"queued\",\n  \"labels\": [\"self-hosted\", \"aci\"]\n}",
+            "ends with escape\n",
+            "\\",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Deterministic pseudo-random strings over a troublesome alphabet.
+        let alphabet: Vec<char> = "ab\"\\/\n\t\u{0}\u{1f} é中🦀\u{7f}\u{2028}".chars().collect();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..200 {
+            let s: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            cases.push(s);
+        }
+        for s in cases {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(decode(&json).unwrap(), s, "{json}");
+        }
+        // Escapes serde_json would not write but other writers (System.Text.Json) do.
+        let others = [r#""\u0041\u00e9\u4e2d\ud83e\udd80\/""#, r#""\u003Cscript\u003E \u0022 \u002B""#];
+        for json in others {
+            let expected: String = serde_json::from_str(json).unwrap();
+            assert_eq!(decode(json).unwrap(), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn strings_without_escapes_borrow_from_the_envelope() {
+        let mut r = Reader::new(br#""no escapes here""#);
+        assert!(matches!(r.string().unwrap(), Cow::Borrowed("no escapes here")));
+    }
+
+    #[test]
+    fn bad_strings_are_refused_like_serde_json_refuses_them() {
+        let bad = [
+            "\"unterminated",
+            "\"raw \n newline\"",
+            "\"bad \\x escape\"",
+            "\"short \\u12\"",
+            "\"lone \\ud800 surrogate\"",
+            "\"trailing \\udc00 surrogate\"",
+            "\"bad pair \\ud800\\u0041\"",
+            "\"ends in backslash \\",
+        ];
+        for json in bad {
+            assert!(serde_json::from_str::<String>(json).is_err(), "serde_json accepts {json:?}");
+            assert!(decode(json).is_err(), "{json:?}");
+        }
+        let invalid_utf8 = b"\"\xff\xfe\"";
+        assert!(Reader::new(invalid_utf8).string().is_err());
+        assert!(Reader::new(b"\"\xff\\n\"").string().is_err());
+    }
+
+    #[test]
+    fn skipped_values_are_validated_by_serde_json() {
+        let env = br#"{"Data":{"req":{"Url":"u","Query":{"a":[1,2.5e3,true,null]},"Identities":[{"x":{}}],"Body":"b"}}}"#;
+        assert_eq!(http_request(env).unwrap().body(), "b");
+        let broken = br#"{"Data":{"req":{"Query":{"a":tru},"Body":"b"}}}"#;
+        assert!(matches!(http_request(broken), Err(ProtocolError::Envelope(_))));
+    }
+
+    #[test]
+    fn the_real_hosts_member_order_and_whitespace_are_read() {
+        let env = br#" { "Data" : { "req" : { "Url" : "https://x/api/runners/r1?code=k" , "Method" : "DELETE" ,
+            "Query" : { "code" : "k" } , "Headers" : { "Authorization" : [ "Bearer t" ] , "X-Multi" : [ "a" , "b" ] } ,
+            "Params" : { "name" : "r1" } , "Identities" : [ ] , "Body" : null } } , "Metadata" : { "name" : "r1" } } "#;
+        let req = http_request(env).unwrap();
+        assert_eq!(req.method, "DELETE");
+        assert_eq!(req.header("authorization"), Some("Bearer t"));
+        assert_eq!(req.header("x-multi"), Some("a"));
+        assert_eq!(req.param("name"), Some("r1"));
+        assert_eq!(req.body(), "");
+    }
+
+    #[test]
+    fn reading_stops_after_data() {
+        // Whatever follows `Data` is not read: the host's Metadata only repeats it.
+        let env = br#"{"Data":{"req":{"Method":"POST","Body":"x"}},"Metadata":{not even json"#;
+        assert_eq!(http_request(env).unwrap().body(), "x");
+    }
+}
