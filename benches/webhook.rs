@@ -28,8 +28,16 @@ const READY_RUNS: usize = 20;
 /// Offered load for the latency measurement: the throughput target, spread over the connections.
 const PACED_RATE: u32 = 12_000;
 const PROVISION_JOBS: u64 = 50;
+/// Open-loop rounds, each run against the handler and then against the null handler.
+const ROUNDS: usize = 3;
+/// Set (to the answer to give) when this binary runs as the null handler.
+const NULL_HANDLER: &str = "ACI_BENCH_NULL_HANDLER";
 
 fn main() {
+    if let Some(answer) = std::env::var_os(NULL_HANDLER) {
+        null_handler(answer.into_string().unwrap());
+        return;
+    }
     if std::env::var_os("ACI_BENCH_PINNED").is_none() && std::env::args().all(|a| a != "--no-pin") {
         let exe = std::env::current_exe().unwrap();
         let status = Command::new("taskset")
@@ -57,11 +65,17 @@ fn settings_env(b: &Bench) -> Vec<(String, String)> {
 // The child is returned to the caller, which kills and waits for it.
 #[allow(clippy::zombie_processes)]
 fn spawn_pinned(env: &[(String, String)]) -> (std::process::Child, u16, Duration) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = common::host::temp_dir("bench");
     common::host::stage(&dir);
+    spawn_program_pinned(&dir.join("handler"), env)
+}
+
+/// Spawns `program` pinned to CPU 0 with only `env`, and waits for `GET /` to answer.
+#[allow(clippy::zombie_processes)]
+fn spawn_program_pinned(program: &std::path::Path, env: &[(String, String)]) -> (std::process::Child, u16, Duration) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cmd = Command::new("taskset");
-    cmd.arg("-c").arg("0").arg(dir.join("handler"));
+    cmd.arg("-c").arg("0").arg(program);
     cmd.env_clear()
         .envs(env.iter().cloned())
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
@@ -130,11 +144,53 @@ async fn run() {
     assert!(first_body.contains("\"statusCode\":202"), "the full accept path: {first_body}");
     let _ = load(port, envelope.clone(), WARMUP).await;
     let s0 = cpu_times();
+    let c0 = process_cpu(pid);
     let (latencies, accepted) = load(port, envelope.clone(), MEASURE).await;
+    let c1 = process_cpu(pid);
     let s1 = cpu_times();
-    let mut paced = paced_load(port, envelope.clone(), PACED_RATE, MEASURE).await;
-    let s2 = cpu_times();
-    paced.sort_unstable();
+
+    // 3. Latency at the target rate, open loop, in rounds: each against the handler, then
+    //    against the null handler (reads the envelope, gives the handler's answer, does nothing
+    //    else) on the same core, to show what the machine and the load generator cost alone.
+    let null_env = vec![(NULL_HANDLER.to_string(), first_body.clone())];
+    let (mut null_child, null_port, _) = spawn_program_pinned(&std::env::current_exe().unwrap(), &null_env);
+    let (null_status, null_body) = one_request(null_port, envelope.clone()).await;
+    assert_eq!(
+        (null_status, &null_body),
+        (200, &first_body),
+        "the null handler answers as the handler does"
+    );
+    let mut rounds = Vec::new();
+    let mut traces = Vec::new();
+    for _ in 0..ROUNDS {
+        let t0 = cpu_times();
+        let handler = paced_load(port, envelope.clone(), PACED_RATE, MEASURE).await;
+        let t1 = cpu_times();
+        let null = paced_load(null_port, envelope.clone(), PACED_RATE, MEASURE).await;
+        let t2 = cpu_times();
+        rounds.push(Round {
+            handler: Paced::of(&handler, |s| s.from_dispatch),
+            handler_from_due: Paced::of(&handler, |s| s.from_due),
+            handler_steal: steal(t0, t1),
+            null: Paced::of(&null, |s| s.from_dispatch),
+            null_from_due: Paced::of(&null, |s| s.from_due),
+            null_steal: steal(t1, t2),
+        });
+        traces.push(handler);
+    }
+    let _ = null_child.kill();
+    let _ = null_child.wait();
+    if let Some(path) = std::env::var_os("ACI_BENCH_TRACE") {
+        // One line per request of every handler round: round, due time (µs from the round's
+        // start), latency from the due time and from the dispatch (µs). For finding stalls.
+        let mut out = String::new();
+        for (i, t) in traces.iter().enumerate() {
+            for x in t {
+                out.push_str(&format!("{i} {} {} {}\n", x.due.as_micros(), x.from_due, x.from_dispatch));
+            }
+        }
+        std::fs::write(path, out).unwrap();
+    }
     let rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
@@ -183,7 +239,10 @@ async fn run() {
     println!(
         "machine: {} ({} CPUs); handler pinned to CPU 0, load generator to CPU 1",
         cpu_model(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        // The machine's CPUs, not this process's (it is pinned to one).
+        std::fs::read_to_string("/proc/cpuinfo")
+            .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+            .unwrap_or(0)
     );
     println!();
     println!("| measure | result | target |");
@@ -203,16 +262,31 @@ async fn run() {
         percentile(&sorted, 0.99),
         sorted[sorted.len() - 1]
     );
+    let median_p99 = |f: fn(&Round) -> u32| {
+        let mut v: Vec<u32> = rounds.iter().map(f).collect();
+        v.sort_unstable();
+        v[ROUNDS / 2]
+    };
     println!(
-        "| latency at {PACED_RATE}/s offered over {CONNECTIONS} connections (open loop): p50 / p99 / p99.9 | {} µs / {} µs / {} µs | p99 < 1 ms |",
-        percentile(&paced, 0.50),
-        percentile(&paced, 0.99),
-        percentile(&paced, 0.999)
+        "| latency at {PACED_RATE}/s offered over {CONNECTIONS} connections (open loop), p99, median of {ROUNDS} rounds: from dispatch / from due time | {} µs / {} µs | p99 < 1 ms |",
+        median_p99(|r| r.handler.p99),
+        median_p99(|r| r.handler_from_due.p99)
     );
     println!(
-        "| CPU steal by the hypervisor during the closed / open loop runs | {:.1}% / {:.1}% | (noise) |",
-        steal(s0, s1),
-        steal(s1, s2)
+        "| the same for the null handler (the machine and the generator alone) | {} µs / {} µs | — |",
+        median_p99(|r| r.null.p99),
+        median_p99(|r| r.null_from_due.p99)
+    );
+    println!(
+        "| CPU steal by the hypervisor during the closed loop run | {:.1}% | (noise) |",
+        steal(s0, s1)
+    );
+    // Clock ticks are 10 ms (USER_HZ = 100 on Linux).
+    let per_request = |ticks: u64| ticks as f64 * 10_000.0 / latencies.len() as f64;
+    println!(
+        "| handler CPU time per `queued` invocation (closed loop): user + system | {:.1} µs + {:.1} µs | — |",
+        per_request(c1.0 - c0.0),
+        per_request(c1.1 - c0.1)
     );
     println!("| answered 202 (accepted and enqueued) | {accepted} of {} | all |", latencies.len());
     println!("| peak RSS (VmHWM) | {:.1} MB | < 30 MB |", rss_kb as f64 / 1024.0);
@@ -231,6 +305,104 @@ async fn run() {
     );
     println!("| Key Vault reads of the PAT for {PROVISION_JOBS} jobs | {kv_pat} | amortised |");
     println!("| container groups created | {groups} | {PROVISION_JOBS} |");
+    println!();
+    println!(
+        "Open loop, {PACED_RATE}/s over {CONNECTIONS} connections, {} s per run, p50 / p99 / p99.9 / max:",
+        MEASURE.as_secs()
+    );
+    println!();
+    println!("| round | handler, from dispatch | from due time | steal | null handler, from dispatch | from due time | steal |");
+    println!("|---|---|---|---|---|---|---|");
+    for (i, r) in rounds.iter().enumerate() {
+        println!(
+            "| {} | {} | {} | {:.1}% | {} | {} | {:.1}% |",
+            i + 1,
+            r.handler,
+            r.handler_from_due,
+            r.handler_steal,
+            r.null,
+            r.null_from_due,
+            r.null_steal
+        );
+    }
+}
+
+/// One open-loop round against the handler and then the null handler.
+struct Round {
+    handler: Paced,
+    handler_from_due: Paced,
+    handler_steal: f64,
+    null: Paced,
+    null_from_due: Paced,
+    null_steal: f64,
+}
+
+/// Percentiles of one open-loop run, in µs.
+struct Paced {
+    p50: u32,
+    p99: u32,
+    p999: u32,
+    max: u32,
+}
+
+impl Paced {
+    fn of(trace: &[Sample], latency: fn(&Sample) -> u32) -> Paced {
+        let mut l: Vec<u32> = trace.iter().map(latency).collect();
+        l.sort_unstable();
+        Paced {
+            p50: percentile(&l, 0.50),
+            p99: percentile(&l, 0.99),
+            p999: percentile(&l, 0.999),
+            max: l[l.len() - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for Paced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {} / {} / {} µs", self.p50, self.p99, self.p999, self.max)
+    }
+}
+
+/// The null handler: answers every invocation with `answer` once it has read the envelope,
+/// and does nothing else. Same runtime, HTTP stack and socket options as the handler.
+fn null_handler(answer: String) {
+    use http_body_util::BodyExt;
+    let port: u16 = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT").unwrap().parse().unwrap();
+    let answer = Bytes::from(answer);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let answer = answer.clone();
+            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let answer = answer.clone();
+                async move {
+                    let _ = req.into_body().collect().await;
+                    let mut r = hyper::Response::new(http_body_util::Full::new(answer));
+                    r.headers_mut()
+                        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+/// `(user, system)` CPU time of a process, in clock ticks (`utime`, `stime` in /proc/<pid>/stat).
+fn process_cpu(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    (f[11], f[12])
 }
 
 /// `(steal, total)` jiffies of all CPUs, from /proc/stat.
@@ -333,38 +505,67 @@ async fn load(port: u16, envelope: Bytes, dur: Duration) -> (Vec<u32>, usize) {
     (all, accepted)
 }
 
-/// Open-loop load: each connection sends on a fixed schedule (`rate / CONNECTIONS` per second)
-/// and latency counts from the scheduled send time, so a slow answer cannot hide the
-/// requests queued behind it (no coordinated omission).
-async fn paced_load(port: u16, envelope: Bytes, rate: u32, dur: Duration) -> Vec<u32> {
-    let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate as f64);
+/// Open-loop load: requests are due on a fixed schedule (`rate` per second, handed to the
+/// connections in turn); one dispatcher task keeps the schedule and never waits for answers,
+/// and each connection sends what it is handed, in order, so a slow answer cannot hide the
+/// requests queued behind it (no coordinated omission). Latency is counted twice: from the due
+/// time (includes any stall of the generator itself, whose overdue requests then leave in a
+/// burst) and from the dispatch (what a host that received them then would see).
+async fn paced_load(port: u16, envelope: Bytes, rate: u32, dur: Duration) -> Vec<Sample> {
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let total = (rate as f64 * dur.as_secs_f64()) as u32;
     let start = Instant::now() + Duration::from_millis(50);
+    let mut senders = Vec::new();
     let mut tasks = Vec::new();
-    for i in 0..CONNECTIONS {
+    for _ in 0..CONNECTIONS {
         let envelope = envelope.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Instant)>();
+        senders.push(tx);
+        let mut c = connect(port).await;
         tasks.push(tokio::spawn(async move {
-            let mut c = connect(port).await;
-            let mut lat = Vec::new();
-            let mut due = start + interval.mul_f64(i as f64 / CONNECTIONS as f64);
-            while due < start + dur {
-                // Timers tick in milliseconds; wait the last stretch by yielding, so requests
-                // leave on time rather than in bursts at millisecond edges.
-                if let Some(early) = due.checked_duration_since(Instant::now() + Duration::from_millis(2)) {
-                    tokio::time::sleep(early).await;
-                }
-                while Instant::now() < due {
-                    tokio::task::yield_now().await;
-                }
-                let _ = send(&mut c, port, envelope.clone()).await;
-                lat.push(due.elapsed().as_micros() as u32);
-                due += interval;
+            let mut trace = Vec::new();
+            while let Some((due, dispatched)) = rx.recv().await {
+                let (status, _) = send(&mut c, port, envelope.clone()).await;
+                assert_eq!(status, 200);
+                trace.push(Sample {
+                    due: due - start,
+                    from_due: due.elapsed().as_micros() as u32,
+                    from_dispatch: dispatched.elapsed().as_micros() as u32,
+                });
             }
-            lat
+            trace
         }));
     }
+    for k in 0..total {
+        let due = start + interval * k;
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            // Timers tick in milliseconds: sleep while the due time is far, then yield (which
+            // lets the runtime read answers) until it comes.
+            if due - now > Duration::from_millis(2) {
+                tokio::time::sleep(due - now - Duration::from_millis(1)).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+        }
+        let _ = senders[k as usize % CONNECTIONS].send((due, Instant::now()));
+    }
+    drop(senders);
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await.unwrap());
     }
+    all.sort_unstable_by_key(|s| s.due);
     all
+}
+
+/// One request of an open-loop run: when it was due (from the run's start), and its latency
+/// in µs counted from that due time and from when the generator handed it to its connection.
+struct Sample {
+    due: Duration,
+    from_due: u32,
+    from_dispatch: u32,
 }
