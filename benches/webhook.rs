@@ -8,6 +8,11 @@
 //! chunked, the body text in `Data.req.Body`, its top-level fields repeated in `Metadata`.
 //! `RUNNER_LABELS` includes the fixture's `ubuntu-latest`, so every request takes the full
 //! path: HMAC, parse, decide, enqueue (202).
+//!
+//! The open-loop latency runs in rounds, each against the handler and then against a null
+//! handler (this binary again, pinned to CPU 0: it reads each envelope and gives the handler's
+//! own answer, nothing else), so what the machine and the generator cost alone is measured
+//! next to the handler. `ACI_BENCH_TRACE=<file>` writes every request's latency.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
