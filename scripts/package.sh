@@ -29,7 +29,7 @@ built_for="$target"
 if [ -n "$binary" ]; then
   built_for="prebuilt $binary"
 else
-  if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+  if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     echo "package.sh: the Rust target $target is not installed." >&2
     echo "  rustup target add $target" >&2
     [ "${target%musl}" != "$target" ] && echo "  and for musl: apt-get install musl-tools" >&2

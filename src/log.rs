@@ -1,7 +1,8 @@
 //! One line per event. Information goes to stdout and errors to stderr, which is how the
 //! Functions host classifies a custom handler's output (stdout = Information, stderr = Error).
 //!
-//! Lines are `event key=value key=value`; values with spaces are quoted. Never pass a secret,
+//! Lines are `event key=value key=value`; values with spaces, quotes, `=` or control characters
+//! are quoted (as Rust string literals, so a newline cannot split a line). Never pass a secret,
 //! a request URL or a query string here: the function key travels in `code`.
 
 use std::fmt::{Display, Write as _};
@@ -14,7 +15,7 @@ fn line(event: &str, fields: &[Field<'_>]) -> String {
     out.push_str(event);
     for (k, v) in fields {
         let v = v.to_string();
-        let _ = if v.is_empty() || v.contains([' ', '"', '=']) {
+        let _ = if v.is_empty() || v.contains([' ', '"', '=']) || v.contains(char::is_control) {
             write!(out, " {k}={v:?}")
         } else {
             write!(out, " {k}={v}")
@@ -46,5 +47,12 @@ mod tests {
             line("webhook", &[("status", &202), ("reason", &"labels not served")]),
             "webhook status=202 reason=\"labels not served\"\n"
         );
+    }
+
+    #[test]
+    fn a_value_with_a_newline_stays_on_one_line() {
+        let l = line("provision.retry", &[("error", &"bad\nthing"), ("tab", &"a\tb")]);
+        assert_eq!(l, "provision.retry error=\"bad\\nthing\" tab=\"a\\tb\"\n");
+        assert_eq!(l.matches('\n').count(), 1);
     }
 }
