@@ -5,6 +5,7 @@
 //! [`github`], [`arm`] and [`azure`] (identity, Key Vault). Pure decisions live in [`decide`].
 //! The functions themselves are in [`functions`]; `main` wires them together.
 
+pub mod admission;
 pub mod arm;
 pub mod azure;
 pub mod check;

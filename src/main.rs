@@ -171,6 +171,7 @@ fn app(env: &dyn Env, cfg: Config, kind: CredentialKind) -> anyhow::Result<App> 
         arm,
         oidc,
         clock,
+        admissions: Default::default(),
     })
 }
 

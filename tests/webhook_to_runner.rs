@@ -91,6 +91,99 @@ async fn the_same_delivery_three_times_makes_one_group() {
 }
 
 #[tokio::test]
+async fn the_same_delivery_three_times_in_one_batch_makes_one_group() {
+    let b = Bench::start(&[]).await;
+    let body = queued_payload(78, &["self-hosted", "aci"]);
+    for _ in 0..3 {
+        assert_eq!(b.deliver("workflow_job", &body).await.status, 202);
+    }
+    assert_eq!(b.host().invoke_batch().await, [200, 200, 200], "{}", b.host().logs());
+    {
+        let arm = b.arm.lock().unwrap();
+        assert_eq!(arm.groups.len(), 1);
+        assert_eq!(arm.c.count("put"), 1);
+    }
+    {
+        let gh = b.github.lock().unwrap();
+        assert_eq!(gh.c.count("jit"), 1, "one registration: {:?}", gh.c.calls);
+        assert_eq!(gh.runners.len(), 1);
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_new_jobs_does_not_pass_max_runners() {
+    let b = Bench::start(&[("MAX_RUNNERS", "2")]).await;
+    for job in [501, 502, 503, 504, 505] {
+        b.github.lock().unwrap().jobs.insert(job, "queued".into());
+        assert_eq!(
+            b.deliver("workflow_job", &queued_payload(job, &["self-hosted", "aci"]))
+                .await
+                .status,
+            202
+        );
+    }
+    let statuses = b.host().invoke_batch().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}\n{}",
+        b.host().logs()
+    );
+    assert_eq!(b.arm.lock().unwrap().groups.len(), 2, "the cap holds within a batch");
+    assert_eq!(b.github.lock().unwrap().c.count("jit"), 2, "no runner registered over the cap");
+    assert_eq!(b.host().queued(QUEUE).len(), 3, "the others wait in the queue");
+    b.host().wait_log("MAX_RUNNERS reached").await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_put_whose_answer_was_lost_keeps_its_group_and_registration() {
+    let b = Bench::start(&[]).await;
+    b.arm.lock().unwrap().lost_put_answers = 100;
+    b.deliver("workflow_job", &queued_payload(79, &["self-hosted", "aci"])).await;
+    assert_eq!(b.host().drain().await, 1, "done on the first invocation");
+    assert!(b.arm.lock().unwrap().groups.contains_key("aci-runner-79"));
+    {
+        let gh = b.github.lock().unwrap();
+        assert_eq!(gh.c.calls, ["jit"], "the registration the group runs is kept");
+        assert!(gh.runner_named("aci-runner-79").is_some());
+    }
+    assert_eq!(b.arm.lock().unwrap().c.count("get"), 1, "one GET settles what the PUT did");
+    b.host()
+        .wait_log("provision op=create runner=aci-runner-79 attempt=1 result=created")
+        .await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_runner_another_instance_just_made_is_left_alone() {
+    let b = Bench::start(&[]).await;
+    {
+        // Another instance registered the runner and PUT its group after our list was read.
+        let mut arm = b.arm.lock().unwrap();
+        arm.seed("aci-runner-81", true, "Creating", None, "2026-11-28T10:00:00Z");
+        arm.unlisted.push("aci-runner-81".into());
+        b.github
+            .lock()
+            .unwrap()
+            .add_runner("repos/Codertocat/Hello-World", "aci-runner-81", "offline", false);
+    }
+    b.deliver("workflow_job", &queued_payload(81, &["self-hosted", "aci"])).await;
+    assert_eq!(b.host().drain().await, 1);
+    {
+        let gh = b.github.lock().unwrap();
+        assert_eq!(gh.c.calls, ["jit"], "409, and the group exists: nothing deleted");
+        assert!(gh.runner_named("aci-runner-81").is_some());
+    }
+    assert_eq!(b.arm.lock().unwrap().c.count("put"), 0);
+    b.host()
+        .wait_log("provision op=create runner=aci-runner-81 attempt=1 result=exists")
+        .await;
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn every_webhook_answer() {
     let mut b = Bench::new(&[("ALLOWED_OWNERS", "codertocat")]).await;
     b.host = Some(common::host::FakeHost::start(&b.settings).await);

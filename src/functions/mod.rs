@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::admission::Admissions;
 use crate::arm::Arm;
 use crate::azure::SecretStore;
 use crate::config::{Config, Scope};
@@ -32,6 +33,8 @@ pub struct App {
     /// Set when `OIDC_AUDIENCE` is: the `runners` function is off without it.
     pub oidc: Option<crate::oidc::Verifier>,
     pub clock: Clock,
+    /// Creates under way in this instance (see [`crate::admission`]).
+    pub admissions: Admissions,
 }
 
 impl App {

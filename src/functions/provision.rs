@@ -3,7 +3,10 @@
 //! Transient failures (429, 5xx, timeouts, no token) fail the invocation so the queue
 //! retries it; permanent ones are logged and the message is dropped.
 
+use std::time::Instant;
+
 use super::{App, QUEUE_TRIGGER};
+use crate::admission::Refusal;
 use crate::arm::Group;
 use crate::decide::{container_group_body, Create, Origin, Release, Request};
 use crate::host::{self, InvokeResponse, Outcome};
@@ -15,6 +18,7 @@ use crate::retry::CallError;
 enum Done {
     Created,
     Exists,
+    UnderWay,
     DryRun,
     JobNotQueued(String),
     RunCompleted(String),
@@ -28,6 +32,7 @@ impl std::fmt::Display for Done {
         match self {
             Done::Created => f.write_str("created"),
             Done::Exists => f.write_str("exists"),
+            Done::UnderWay => f.write_str("exists: another invocation here is creating it"),
             Done::DryRun => f.write_str("dry-run"),
             Done::JobNotQueued(status) => write!(f, "dropped: job is {status}, no longer queued"),
             Done::RunCompleted(status) => write!(f, "dropped: run is {status}"),
@@ -147,14 +152,25 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         }
     }
 
+    let list_started = Instant::now();
     let groups = app.arm.list_groups().await?;
     if groups.iter().any(|g| g.name == c.runner) {
         return Ok(Done::Exists);
     }
+    let listed: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
     let live = live_groups(app, groups).await?;
-    if live >= cfg.max_runners as usize {
-        return Err(Failure::Retry(format!("MAX_RUNNERS reached ({live} of {} live)", cfg.max_runners)));
-    }
+    let max = cfg.max_runners as usize;
+    let ticket = match app.admissions.admit(&c.runner, &listed, live, max, list_started) {
+        Ok(t) => t,
+        Err(Refusal::UnderWay) => return Ok(Done::UnderWay),
+        Err(Refusal::Full { live, pending: 0 }) => return Err(Failure::Retry(format!("MAX_RUNNERS reached ({live} of {max} live)"))),
+        Err(Refusal::Full { live, pending }) => {
+            return Err(Failure::Retry(format!(
+                "MAX_RUNNERS reached ({live} live and {pending} being created here, of {max})"
+            )))
+        }
+    };
 
     let now = (app.clock)();
     if cfg.dry_run {
@@ -170,8 +186,13 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     let jit = match app.github.generate_jitconfig(&pat, target, &c.runner, &c.labels, group_id).await {
         Ok(j) => j,
         Err(e) if e.status() == Some(409) => {
-            // A runner of this name is registered already: a try that registered it and then
-            // failed before cleaning up. Idle and offline, it is ours to replace.
+            // A runner of this name is registered already. Its group exists when another
+            // instance made it since our list: that runner is taken, nothing to do.
+            if app.arm.get_group(&c.runner).await?.is_some() {
+                return Ok(Done::Exists);
+            }
+            // Otherwise a try registered it and failed before cleaning up. Idle and offline,
+            // it is ours to replace.
             match app.github.runner_by_name(&pat, target, &c.runner).await? {
                 Some(r) if r.busy => return Ok(Done::Exists),
                 Some(r) => app.github.delete_runner(&pat, target, r.id).await?,
@@ -184,12 +205,19 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
 
     let body = container_group_body(cfg, c, now, &jit.config);
     if let Err(e) = app.arm.put_group(&c.runner, &body).await {
+        // A timeout or a 5xx may have lost the answer to a PUT that ARM took: if the group is
+        // there, it runs this registration.
+        if e.is_transient() && matches!(app.arm.get_group(&c.runner).await, Ok(Some(_))) {
+            ticket.created(Instant::now());
+            return Ok(Done::Created);
+        }
         // Nothing will ever run this registration: remove it before giving up or retrying.
         if let Err(d) = app.github.delete_runner(&pat, target, jit.runner_id).await {
             log::error("provision.deregister-failed", &[("runner", &c.runner), ("error", &d)]);
         }
         return Err(e.into());
     }
+    ticket.created(Instant::now());
     Ok(Done::Created)
 }
 

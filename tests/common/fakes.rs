@@ -317,6 +317,11 @@ pub struct ArmState {
     pub page_size: usize,
     /// Bodies of every accepted PUT, in order.
     pub puts: Vec<(String, Value)>,
+    /// The next this many PUTs take effect, then answer 504: a gateway timeout that lost the
+    /// answer to a request ARM took.
+    pub lost_put_answers: u32,
+    /// Groups the list does not show yet: made by another instance after that list was read.
+    pub unlisted: Vec<String>,
 }
 
 pub type Arm = Arc<Mutex<ArmState>>;
@@ -327,6 +332,8 @@ pub fn arm() -> Arm {
         groups: BTreeMap::new(),
         page_size: 100,
         puts: vec![],
+        lost_put_answers: 0,
+        unlisted: vec![],
     }))
 }
 
@@ -429,7 +436,7 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
     match op {
         "list" => {
             let skip: usize = r.query_param("$skipToken").and_then(|t| t.parse().ok()).unwrap_or(0);
-            let all: Vec<&FakeGroup> = s.groups.values().collect();
+            let all: Vec<&FakeGroup> = s.groups.values().filter(|g| !s.unlisted.contains(&g.name)).collect();
             let page: Vec<Value> = all.iter().skip(skip).take(s.page_size).map(|g| group_json(g, false)).collect();
             let mut body = json!({"value": page});
             if skip + s.page_size < all.len() {
@@ -464,6 +471,13 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
             s.groups.insert(name.clone(), g);
             s.c.wrote(format!("put {name}"));
             s.puts.push((name, b));
+            if s.lost_put_answers > 0 {
+                s.lost_put_answers -= 1;
+                return Resp::json(
+                    504,
+                    json!({"error": {"code": "GatewayTimeout", "message": "The gateway did not receive a response within the specified time period."}}),
+                );
+            }
             Resp::json(if existed { 200 } else { 201 }, out)
                 .with_header("azure-asyncoperation", "https://management.azure.test/operations/fake")
         }

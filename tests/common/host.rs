@@ -231,6 +231,29 @@ pub fn queue_messages(v: &Value) -> Vec<String> {
     }
 }
 
+/// A port for the handler. Picking one by binding port 0 and letting it go races with the
+/// tests running beside this one: the kernel can hand the same port to another test's probe or
+/// fake before the handler binds it, and then two tests talk to one handler. So ports come from
+/// below the kernel's ephemeral range (which port-0 binds never use), each handed out once per
+/// test process, from a start that differs between processes.
+fn handler_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
+        .unwrap_or(32768);
+    let (low, span) = (10_000, ephemeral_low.saturating_sub(10_000).max(1000));
+    let start = std::process::id() * 97;
+    for _ in 0..span {
+        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port for the handler between {low} and {}", low + span);
+}
+
 impl FakeHost {
     /// Stages and starts the handler with exactly these app settings (no other environment).
     pub async fn start(settings: &HashMap<String, String>) -> FakeHost {
@@ -242,10 +265,7 @@ impl FakeHost {
             .as_u64()
             .map(|n| n as u32)
             .unwrap_or(DEFAULT_MAX_DEQUEUE_COUNT);
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = handler_port();
         let mut child = Command::new(dir.join("handler"))
             .current_dir(&dir)
             .env_clear()
@@ -447,12 +467,7 @@ impl FakeHost {
         let mut invocations = 0;
         loop {
             let mut did = false;
-            let triggers: Vec<(String, Binding)> = self
-                .bindings
-                .iter()
-                .flat_map(|(f, bs)| bs.iter().filter(|b| b.kind == "queueTrigger").map(move |b| (f.clone(), b.clone())))
-                .collect();
-            for (function, b) in triggers {
+            for (function, b) in self.queue_triggers() {
                 let queue = b.queue.clone().unwrap();
                 loop {
                     let next = self.queues.lock().unwrap().get_mut(&queue).and_then(|q| q.pop_front());
@@ -461,19 +476,63 @@ impl FakeHost {
                     m.dequeue_count += 1;
                     invocations += 1;
                     let (status, text) = self.post_envelope(&function, Self::queue_envelope(&function, &b.name, &m)).await;
-                    if (200..300).contains(&status) {
-                        let v: Value = serde_json::from_str(&text).expect("JSON answer");
-                        self.apply_outputs(&function, v.get("Outputs").unwrap_or(&Value::Null));
-                    } else if m.dequeue_count >= self.max_dequeue_count {
-                        self.poison.lock().unwrap().push(m);
-                    } else {
-                        self.queues.lock().unwrap().entry(queue.clone()).or_default().push_back(m);
-                    }
+                    self.settle(&function, &b, m, status, &text);
                 }
             }
             if !did {
                 return invocations;
             }
+        }
+    }
+
+    /// Invokes every message now in the queues at once, as the host does with a batch
+    /// (`batchSize` in host.json), then settles each answer as `drain` does. Returns the
+    /// statuses, in queue order.
+    pub async fn invoke_batch(&self) -> Vec<u16> {
+        let mut batch = vec![];
+        for (function, b) in self.queue_triggers() {
+            let queue = b.queue.clone().unwrap();
+            while let Some(mut m) = self.queues.lock().unwrap().get_mut(&queue).and_then(|q| q.pop_front()) {
+                m.dequeue_count += 1;
+                batch.push((function.clone(), b.clone(), m));
+            }
+        }
+        let answers = futures::future::join_all(
+            batch
+                .iter()
+                .map(|(f, b, m)| self.post_envelope(f, Self::queue_envelope(f, &b.name, m))),
+        )
+        .await;
+        let mut statuses = vec![];
+        for ((function, b, m), (status, text)) in batch.into_iter().zip(answers) {
+            statuses.push(status);
+            self.settle(&function, &b, m, status, &text);
+        }
+        statuses
+    }
+
+    fn queue_triggers(&self) -> Vec<(String, Binding)> {
+        self.bindings
+            .iter()
+            .flat_map(|(f, bs)| bs.iter().filter(|b| b.kind == "queueTrigger").map(move |b| (f.clone(), b.clone())))
+            .collect()
+    }
+
+    /// What the host does with a queue invocation's answer: outputs on success; otherwise the
+    /// message goes back to its queue, or to the poison queue after `maxDequeueCount` tries.
+    fn settle(&self, function: &str, b: &Binding, m: Message, status: u16, text: &str) {
+        if (200..300).contains(&status) {
+            let v: Value = serde_json::from_str(text).expect("JSON answer");
+            self.apply_outputs(function, v.get("Outputs").unwrap_or(&Value::Null));
+        } else if m.dequeue_count >= self.max_dequeue_count {
+            self.poison.lock().unwrap().push(m);
+        } else {
+            self.queues
+                .lock()
+                .unwrap()
+                .entry(b.queue.clone().unwrap())
+                .or_default()
+                .push_back(m);
         }
     }
 
