@@ -11,6 +11,7 @@ use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Tra
 use azure_identity::{DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 
+use crate::log;
 use crate::retry::{CallError, RetryPolicy};
 use crate::secret::Secret;
 
@@ -52,13 +53,38 @@ pub fn credential(kind: CredentialKind, client_id: Option<&str>, options: Client
     })
 }
 
+/// After a failed read, how long the last good value is served before Key Vault is tried again.
+pub const STALE_RETRY: Duration = Duration::from_secs(30);
+/// How long [`SecretStore::get_now`] waits for a secret it has never read: inside GitHub's
+/// 10 s webhook budget, with room to answer.
+pub const FIRST_READ_WAIT: Duration = Duration::from_secs(8);
+
+/// Longer than any process lives; a larger `SECRET_CACHE_SECONDS` is held to it.
+const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Whether a value came from a read within the TTL or is an older one served meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    Stale,
+}
+
 /// Secrets from Key Vault, each cached for a TTL so a burst of invocations costs one read.
-/// Concurrent misses wait for the one read in flight instead of starting their own.
+/// Concurrent misses of a secret wait for the one read in flight instead of starting their own.
+/// When a read fails, the last good value goes on being served (and the failure logged), so a
+/// Key Vault outage does not stop a running app.
+#[derive(Clone)]
 pub struct SecretStore {
+    inner: Arc<Store>,
+}
+
+struct Store {
     client: SecretClient,
     ttl: Duration,
+    /// Name → (fresh until, value).
     cache: RwLock<HashMap<String, (Instant, Secret)>>,
-    fetch: tokio::sync::Mutex<()>,
+    /// One read at a time per name.
+    reads: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl SecretStore {
@@ -73,37 +99,96 @@ impl SecretStore {
         )
         .map_err(|e| anyhow::anyhow!("KEY_VAULT_URL: {e}"))?;
         Ok(SecretStore {
-            client,
-            ttl,
-            cache: RwLock::new(HashMap::new()),
-            fetch: tokio::sync::Mutex::new(()),
+            inner: Arc::new(Store {
+                client,
+                ttl,
+                cache: RwLock::new(HashMap::new()),
+                reads: Default::default(),
+            }),
         })
     }
 
-    fn cached(&self, name: &str) -> Option<Secret> {
-        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
-        cache.get(name).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, s)| s.clone())
+    /// The secret's current value: cached, or read now. If the read fails and an earlier value
+    /// is at hand, that one is served for [`STALE_RETRY`] before Key Vault is tried again.
+    pub async fn get(&self, name: &str) -> Result<Secret, CallError> {
+        self.inner.get(name).await
     }
 
-    /// The secret's current value.
-    pub async fn get(&self, name: &str) -> Result<Secret, CallError> {
-        if let Some(s) = self.cached(name) {
-            return Ok(s);
+    /// For callers that must answer at once (the webhook): a cached value even past its TTL,
+    /// refreshed in the background, or a first read of at most [`FIRST_READ_WAIT`].
+    pub async fn get_now(&self, name: &str) -> Result<(Secret, Freshness), CallError> {
+        match self.inner.cached(name) {
+            Some((value, true)) => Ok((value, Freshness::Fresh)),
+            Some((value, false)) => {
+                let store = self.inner.clone();
+                let name = name.to_string();
+                tokio::spawn(async move {
+                    // Logged inside when it fails; the next caller tries again.
+                    let _ = store.get(&name).await;
+                });
+                Ok((value, Freshness::Stale))
+            }
+            None => match tokio::time::timeout(FIRST_READ_WAIT, self.inner.get(name)).await {
+                Ok(read) => read.map(|v| (v, Freshness::Fresh)),
+                Err(_) => Err(CallError::Transport {
+                    op: "keyvault.get-secret",
+                    message: format!("no answer within {} s", FIRST_READ_WAIT.as_secs()),
+                }),
+            },
         }
-        let _one_at_a_time = self.fetch.lock().await;
-        if let Some(s) = self.cached(name) {
-            return Ok(s);
-        }
-        let value = self.read(name).await?;
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), (Instant::now(), value.clone()));
-        Ok(value)
     }
 
     /// Reads past the cache (for `handler check`).
     pub async fn read(&self, name: &str) -> Result<Secret, CallError> {
+        self.inner.read(name).await
+    }
+}
+
+impl Store {
+    /// The cached value and whether it is still fresh.
+    fn cached(&self, name: &str) -> Option<(Secret, bool)> {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        cache.get(name).map(|(until, s)| (s.clone(), Instant::now() < *until))
+    }
+
+    fn keep(&self, name: &str, value: &Secret, for_: Duration) {
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), (Instant::now() + for_.min(TEN_YEARS), value.clone()));
+    }
+
+    async fn get(&self, name: &str) -> Result<Secret, CallError> {
+        if let Some((s, true)) = self.cached(name) {
+            return Ok(s);
+        }
+        let lock = self
+            .reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
+        let earlier = match self.cached(name) {
+            Some((s, true)) => return Ok(s),
+            other => other.map(|(s, _)| s),
+        };
+        match (self.read(name).await, earlier) {
+            (Ok(value), _) => {
+                self.keep(name, &value, self.ttl);
+                Ok(value)
+            }
+            (Err(e), Some(earlier)) => {
+                log::error("keyvault.stale", &[("secret", &name), ("error", &e)]);
+                self.keep(name, &earlier, self.ttl.min(STALE_RETRY));
+                Ok(earlier)
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    async fn read(&self, name: &str) -> Result<Secret, CallError> {
         const OP: &str = "keyvault.get-secret";
         let resp = self.client.get_secret(name, None).await.map_err(|e| sdk_error(OP, e))?;
         let secret = resp.into_model().map_err(|e| sdk_error(OP, e))?;

@@ -378,6 +378,56 @@ async fn an_unreadable_webhook_secret_answers_500() {
 }
 
 #[tokio::test]
+async fn a_key_vault_outage_after_the_first_read_does_not_stop_deliveries() {
+    // A zero TTL: every delivery finds the cached secret past its time.
+    let b = Bench::start(&[("SECRET_CACHE_SECONDS", "0")]).await;
+    assert_eq!(
+        b.deliver("workflow_job", &queued_payload(601, &["self-hosted", "aci"]))
+            .await
+            .status,
+        202
+    );
+    b.vault.lock().unwrap().c.faults.push(Fault {
+        only: Some("github-webhook-secret"),
+        op: "read",
+        times: 1000,
+        resp: Resp::json(
+            503,
+            json!({"error": {"code": "ServiceUnavailable", "message": "The service is unavailable."}}),
+        ),
+    });
+    for job in [602, 603, 604] {
+        let r = b.deliver("workflow_job", &queued_payload(job, &["self-hosted", "aci"])).await;
+        assert_eq!(r.status, 202, "served with the last good secret: {}", r.body);
+    }
+    b.host().wait_log("keyvault.stale secret=github-webhook-secret").await;
+    assert_eq!(b.host().queued(QUEUE).len(), 4);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_secret_added_in_key_vault_is_read_when_a_delivery_needs_it() {
+    let b = Bench::start(&[("SECRET_CACHE_SECONDS", "0")]).await;
+    let body = queued_payload(605, &["self-hosted", "aci"]);
+    assert_eq!(b.deliver("workflow_job", &body).await.status, 202);
+    // Rotation: the new secret is added in Key Vault, then GitHub signs with it.
+    b.vault
+        .lock()
+        .unwrap()
+        .secrets
+        .insert("github-webhook-secret".into(), format!("{WEBHOOK_SECRET}\nwhsec-added-later-17\n"));
+    let r = b
+        .deliver_signed("workflow_job", &body, &sign("whsec-added-later-17", &body), "application/json")
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = b
+        .deliver_signed("workflow_job", &body, &sign("never-in-key-vault", &body), "application/json")
+        .await;
+    assert_eq!(r.status, 401);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn a_burst_of_webhooks_reads_key_vault_once() {
     let b = Bench::start(&[]).await;
     let deliveries = (0..40u64).map(|i| {

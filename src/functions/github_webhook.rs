@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{App, QUEUE_OUTPUT};
+use crate::azure::{Freshness, FIRST_READ_WAIT};
 use crate::decide::{decide, Decision, Request};
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::log;
@@ -55,8 +56,9 @@ async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
     if body.len() > webhook::MAX_BODY_BYTES {
         return Answer::TooLarge;
     }
-    let secrets = match app.secrets.get(&app.cfg.webhook_secret_name).await {
-        Ok(s) => webhook::split_secrets(&s),
+    let name = &app.cfg.webhook_secret_name;
+    let (secret, freshness) = match app.secrets.get_now(name).await {
+        Ok(s) => s,
         Err(e) => {
             log::error(
                 "github-webhook.secret-unavailable",
@@ -65,7 +67,15 @@ async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
             return Answer::SecretUnavailable;
         }
     };
-    if !webhook::signature_valid(&secrets, body.as_bytes(), req.header("x-hub-signature-256")) {
+    let signature = req.header("x-hub-signature-256");
+    let mut signed = webhook::signature_valid(&webhook::split_secrets(&secret), body.as_bytes(), signature);
+    if !signed && freshness == Freshness::Stale {
+        // Past its TTL, the cached value may lack a secret added in Key Vault since: read it now.
+        if let Ok(Ok(secret)) = tokio::time::timeout(FIRST_READ_WAIT, app.secrets.get(name)).await {
+            signed = webhook::signature_valid(&webhook::split_secrets(&secret), body.as_bytes(), signature);
+        }
+    }
+    if !signed {
         return Answer::Unsigned;
     }
     match webhook::parse(req.header("x-github-event"), req.header("content-type"), body) {
