@@ -62,6 +62,15 @@ impl From<RawGroup> for Group {
     }
 }
 
+/// One page of a container group list.
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    value: Vec<RawGroup>,
+    #[serde(rename = "nextLink", default)]
+    next_link: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct Arm {
     http: Client,
@@ -147,13 +156,6 @@ impl Arm {
         loop {
             let u = url.clone();
             let resp = retry::send(OP, &self.retry, &[], || async { self.authed(OP, Method::GET, &u).await }).await?;
-            #[derive(Deserialize)]
-            struct Page {
-                #[serde(default)]
-                value: Vec<RawGroup>,
-                #[serde(rename = "nextLink", default)]
-                next_link: Option<String>,
-            }
             let page: Page = retry::read_json(OP, resp).await?;
             out.extend(page.value.into_iter().map(Group::from));
             match page.next_link.filter(|l| !l.is_empty()) {
@@ -185,16 +187,37 @@ impl Arm {
 mod tests {
     use super::*;
 
+    /// The example's answer body with this status (tests/data/README.md: Azure's REST spec examples).
+    fn example(json: &str, status: &str) -> Value {
+        let v: Value = serde_json::from_str(json).unwrap();
+        v["responses"][status]["body"].clone()
+    }
+
     #[test]
-    fn fixture_group_reads_its_state() {
-        // shared/fixtures/arm/containerinstance/ContainerGroupsGet_Succeeded.json (trimmed)
-        let raw: RawGroup = serde_json::from_value(serde_json::json!({
-            "name": "demo1", "properties": {"provisioningState": "Succeeded", "osType": "Linux"}
-        }))
-        .unwrap();
-        let g = Group::from(raw);
+    fn azures_get_example_reads_its_state() {
+        let body = example(include_str!("../tests/data/ContainerGroupsGet_Succeeded.json"), "200");
+        let g = Group::from(serde_json::from_value::<RawGroup>(body).unwrap());
+        assert_eq!(g.name, "demo1");
         assert_eq!(g.provisioning_state.as_deref(), Some("Succeeded"));
         assert!(!g.managed() && !g.terminal());
+    }
+
+    #[test]
+    fn azures_list_example_reads_as_one_last_page() {
+        let body = example(include_str!("../tests/data/ContainerGroupsListByResourceGroup.json"), "200");
+        let page: Page = serde_json::from_value(body).unwrap();
+        assert!(page.next_link.is_none());
+        let names: Vec<String> = page.value.into_iter().map(|g| Group::from(g).name).collect();
+        assert_eq!(names, ["demo1"]);
+    }
+
+    #[test]
+    fn azures_create_example_answers_read() {
+        for status in ["200", "201"] {
+            let body = example(include_str!("../tests/data/ContainerGroupsCreateOrUpdate.json"), status);
+            let g = Group::from(serde_json::from_value::<RawGroup>(body).unwrap());
+            assert_eq!(g.provisioning_state.as_deref(), Some("Succeeded"), "{status}");
+        }
     }
 
     #[test]

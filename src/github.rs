@@ -93,12 +93,7 @@ impl GitHub {
             Ok(self.request(Method::POST, &path, pat).json(&body))
         })
         .await?;
-        #[derive(Deserialize)]
-        struct Answer {
-            runner: Runner,
-            encoded_jit_config: String,
-        }
-        let a: Answer = retry::read_json(OP, resp).await?;
+        let a: JitAnswer = retry::read_json(OP, resp).await?;
         Ok(JitConfig {
             runner_id: a.runner.id,
             config: Secret::new(a.encoded_jit_config),
@@ -201,10 +196,6 @@ impl GitHub {
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }
-        #[derive(Deserialize)]
-        struct WithStatus {
-            status: Option<String>,
-        }
         let w: WithStatus = retry::read_json(op, resp).await?;
         Ok(Some(w.status.unwrap_or_default()))
     }
@@ -217,6 +208,17 @@ pub struct TokenInfo {
     pub limit: u64,
     /// `x-oauth-scopes` (classic PATs only; fine-grained tokens send none).
     pub scopes: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JitAnswer {
+    runner: Runner,
+    encoded_jit_config: String,
+}
+
+#[derive(Deserialize)]
+struct WithStatus {
+    status: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +241,32 @@ pub fn next_link(link: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // GitHub's own examples (tests/data/README.md): what the fakes answer is shaped after them.
+
+    #[test]
+    fn githubs_jit_config_answer_reads() {
+        let a: JitAnswer = serde_json::from_str(include_str!("../tests/data/generate-jitconfig.201.json")).unwrap();
+        assert_eq!((a.runner.id, a.runner.name.as_str()), (23, "New runner"));
+        assert!(a.encoded_jit_config.starts_with("abc123"));
+    }
+
+    #[test]
+    fn githubs_runner_list_reads() {
+        let l: RunnerList = serde_json::from_str(include_str!("../tests/data/list-runners.200.json")).unwrap();
+        let seen: Vec<(u64, &str, &str, bool)> = l
+            .runners
+            .iter()
+            .map(|r| (r.id, r.name.as_str(), r.status.as_str(), r.busy))
+            .collect();
+        assert_eq!(seen, [(23, "linux_runner", "online", true), (24, "mac_runner", "offline", false)]);
+    }
+
+    #[test]
+    fn githubs_job_answer_gives_its_status() {
+        let w: WithStatus = serde_json::from_str(include_str!("../tests/data/get-job.200.json")).unwrap();
+        assert_eq!(w.status.as_deref(), Some("completed"));
+    }
 
     #[test]
     fn link_header_next_is_found() {

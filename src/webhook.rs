@@ -288,9 +288,38 @@ mod tests {
 
     #[test]
     fn githubs_documented_test_vector_verifies() {
-        let secrets = [Secret::new(DOCS_SECRET)];
-        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(signature_valid(&secrets, b"Hello, World!", Some(header)));
+        let v: serde_json::Value = serde_json::from_str(include_str!("../tests/data/signature-test-vectors.json")).unwrap();
+        let secrets = [Secret::new(v["secret"].as_str().unwrap())];
+        assert_eq!(v["secret"], DOCS_SECRET);
+        let payload = v["payload"].as_str().unwrap().as_bytes();
+        assert!(signature_valid(&secrets, payload, v["x_hub_signature_256"].as_str()));
+    }
+
+    #[test]
+    fn signatures_over_the_raw_bytes_of_githubs_payloads_verify() {
+        let v: serde_json::Value = serde_json::from_str(include_str!("../tests/data/signature-test-vectors.json")).unwrap();
+        let files: [(&str, &[u8]); 3] = [
+            (
+                "workflow_job__queued.payload.json",
+                include_bytes!("../tests/data/workflow_job__queued.payload.json"),
+            ),
+            (
+                "workflow_job__completed.success.with-organization.payload.json",
+                include_bytes!("../tests/data/workflow_job__completed.success.with-organization.payload.json"),
+            ),
+            ("ping__payload.json", include_bytes!("../tests/data/ping__payload.json")),
+        ];
+        let vectors = v["derived_vectors_over_raw_file_bytes_COMPUTED_LOCALLY"].as_array().unwrap();
+        assert_eq!(vectors.len(), files.len());
+        for (name, bytes) in files {
+            let vector = vectors.iter().find(|x| x["file"] == name).unwrap();
+            assert_eq!(vector["bytes"], bytes.len(), "{name} is unedited");
+            let secrets = [Secret::new(vector["secret"].as_str().unwrap())];
+            let header = vector["x_hub_signature_256"].as_str();
+            assert!(signature_valid(&secrets, bytes, header), "{name}");
+            // One byte more (a re-serialised body would differ by far more) and it fails.
+            assert!(!signature_valid(&secrets, &[bytes, b"\n"].concat(), header), "{name}");
+        }
     }
 
     #[test]

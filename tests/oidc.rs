@@ -56,6 +56,16 @@ async fn setup() -> Setup {
     }
 }
 
+/// Every test ends by checking the issuer saw only the calls it serves.
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let unexpected = &self.issuer.lock().unwrap().unexpected;
+            assert!(unexpected.is_empty(), "unexpected OIDC issuer calls: {unexpected:?}");
+        }
+    }
+}
+
 impl Setup {
     fn ts(&self) -> i64 {
         self.now.lock().unwrap().unix_timestamp()

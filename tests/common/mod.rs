@@ -196,6 +196,11 @@ impl Bench {
         );
         assert!(self.identity.lock().unwrap().c.unexpected.is_empty(), "unexpected identity calls");
         assert!(
+            self.issuer.lock().unwrap().unexpected.is_empty(),
+            "unexpected OIDC issuer calls: {:?}",
+            self.issuer.lock().unwrap().unexpected
+        );
+        assert!(
             self.proxy_refused.lock().unwrap().is_empty(),
             "calls to unknown hosts: {:?}",
             self.proxy_refused.lock().unwrap()
