@@ -73,3 +73,71 @@ async fn no_secret_leaks_anywhere() {
     }
     b.stop().await;
 }
+
+#[tokio::test]
+async fn no_secret_leaks_from_workflow_steps_the_sweeper_or_a_dry_run() {
+    use common::oidc::{TestKey, AUDIENCE, KEY_A, KEY_B};
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let good = TestKey::new("key-a", KEY_A).token(ISSUER, "octo-org/octo-repo", 7, 1, now);
+    let unknown_key = TestKey::new("key-b", KEY_B).token(ISSUER, "octo-org/octo-repo", 7, 1, now);
+
+    let b = Bench::start(&[("OIDC_AUDIENCE", AUDIENCE)]).await;
+    for token in [&good, &unknown_key] {
+        let auth = format!("Bearer {token}");
+        let body = serde_json::to_vec(&json!({"labels": ["run-7-1"], "key": "build"})).unwrap();
+        b.host()
+            .http(
+                "runners",
+                "POST",
+                &[("Authorization", auth.as_str()), ("Content-Type", "application/json")],
+                &body,
+            )
+            .await;
+    }
+    b.host().drain().await;
+    // The sweeper, with GitHub refusing the PAT on its runner list.
+    b.arm
+        .lock()
+        .unwrap()
+        .seed("aci-runner-900", true, "Failed", None, "2026-11-28T10:00:00Z");
+    b.github.lock().unwrap().c.faults.push(Fault {
+        only: None,
+        op: "list-runners",
+        times: 1,
+        resp: Resp::json(401, json!({"message": "Bad credentials"})),
+    });
+    b.host().timer("sweep", json!(null), false).await;
+    let jit_configs: Vec<String> = b.github.lock().unwrap().jit_configs.iter().map(|(_, j)| j.clone()).collect();
+    assert_eq!(jit_configs.len(), 1, "the workflow step's runner");
+    let mut secrets = vec![
+        PAT.to_string(),
+        WEBHOOK_SECRET.to_string(),
+        MI_TOKEN.to_string(),
+        good.clone(),
+        unknown_key.clone(),
+    ];
+    secrets.extend(jit_configs);
+    let seen = format!("{}\n{}", b.host().logs(), b.host().answers.lock().unwrap().join("\n"));
+    b.stop().await;
+
+    // A dry run logs the container group body it would PUT.
+    let d = Bench::start(&[("DRY_RUN", "true")]).await;
+    d.deliver("workflow_job", &queued_payload(5, &["self-hosted", "aci"])).await;
+    d.host().drain().await;
+    d.host().wait_log("dry-run.arm.put-container-group").await;
+    let seen = format!("{seen}\n{}\n{}", d.host().logs(), d.host().answers.lock().unwrap().join("\n"));
+    d.stop().await;
+
+    for s in &secrets {
+        assert!(!seen.contains(s.as_str()), "a secret in the logs or answers:\n{seen}");
+    }
+    // Sanity: the paths ran.
+    for expected in [
+        "runners status=202",
+        "runners status=401",
+        "sweep groups=",
+        "dry-run.arm.put-container-group",
+    ] {
+        assert!(seen.contains(expected), "{expected} missing:\n{seen}");
+    }
+}
