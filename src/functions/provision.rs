@@ -3,7 +3,7 @@
 //! Transient failures (429, 5xx, timeouts, no token) fail the invocation so the queue
 //! retries it; permanent ones are logged and the message is dropped.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{App, QUEUE_TRIGGER};
 use crate::admission::Refusal;
@@ -12,6 +12,13 @@ use crate::decide::{container_group_body, Create, Origin, Release, Request};
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::log;
 use crate::retry::CallError;
+
+/// The longest one invocation may take. Each outbound call has its own timeout and retries, and
+/// a create makes up to seven calls; past this the invocation fails and the queue retries,
+/// well inside `functionTimeout` (5 min in host.json), where the host would restart the handler
+/// with every invocation in flight. What a cut-short create leaves is taken up by the retry (a
+/// registration without a group is replaced) or by the sweeper.
+pub const INVOCATION_BUDGET: Duration = Duration::from_secs(240);
 
 /// How one message ended.
 #[derive(Debug)]
@@ -78,10 +85,18 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     };
     let runner = request.runner().to_string();
     let attempt = item.dequeue_count;
-    let result = match &request {
-        Request::Create(c) => create(app, c, attempt).await,
-        Request::Release(r) => release(app, r).await,
+    let work = async {
+        match &request {
+            Request::Create(c) => create(app, c, attempt).await,
+            Request::Release(r) => release(app, r).await,
+        }
     };
+    let result = tokio::time::timeout(INVOCATION_BUDGET, work).await.unwrap_or_else(|_| {
+        Err(Failure::Retry(format!(
+            "gave up after {} s, before the host's functionTimeout; the queue retries",
+            INVOCATION_BUDGET.as_secs()
+        )))
+    });
     let op = match request {
         Request::Create(_) => "create",
         Request::Release(_) => "release",
@@ -258,4 +273,18 @@ async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
         deregistered: runner.is_some(),
         deleted: group.is_some(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_ends_before_the_hosts_function_timeout() {
+        let host: serde_json::Value = serde_json::from_str(include_str!("../../host.json")).unwrap();
+        let t = host["functionTimeout"].as_str().expect("functionTimeout is set");
+        let secs: Vec<u64> = t.split(':').map(|p| p.parse().unwrap()).collect();
+        let timeout = Duration::from_secs(secs[0] * 3600 + secs[1] * 60 + secs[2]);
+        assert!(INVOCATION_BUDGET + Duration::from_secs(30) <= timeout, "{t}");
+    }
 }
