@@ -72,7 +72,11 @@ fn settings_env(b: &Bench) -> Vec<(String, String)> {
 fn spawn_pinned(env: &[(String, String)]) -> (std::process::Child, u16, Duration) {
     let dir = common::host::temp_dir("bench");
     common::host::stage(&dir);
-    spawn_program_pinned(&dir.join("handler"), env)
+    let spawned = spawn_program_pinned(&dir.join("handler"), env);
+    // Running, so its files are no longer needed (and a left-over hard link would keep an old
+    // binary on disk).
+    let _ = std::fs::remove_dir_all(&dir);
+    spawned
 }
 
 /// Spawns `program` pinned to CPU 0 with only `env`, and waits for `GET /` to answer.

@@ -3,6 +3,8 @@
 //! code reads, every `%SETTING%` is in `local.settings.sample.json`, and every setting the code
 //! reads is in the sample and the README.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -17,7 +19,9 @@ fn json(p: &Path) -> Value {
 }
 
 fn stage() -> std::path::PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dist-{}", std::process::id()));
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dist-{}-{n}", std::process::id()));
     let status = std::process::Command::new("bash")
         .arg(root().join("scripts/package.sh"))
         .args(["--binary", env!("CARGO_BIN_EXE_handler"), "--out"])
@@ -152,5 +156,35 @@ fn every_setting_the_code_reads_is_documented_and_in_the_sample() {
     for n in &names {
         assert!(values.contains_key(n), "{n} is not in local.settings.sample.json");
         assert!(readme.contains(&format!("`{n}`")), "{n} is not in the README's settings table");
+    }
+}
+
+/// Every file under `dir`, by relative path, with its bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_fake_host_runs_what_package_sh_stages() {
+    let dist = stage();
+    let fake = common::host::temp_dir("stage");
+    common::host::stage(&fake);
+    let (a, b) = (tree(&dist), tree(&fake));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "the same files");
+    for (name, bytes) in &a {
+        assert!(*bytes == b[name], "{name} differs between scripts/package.sh and the fake host");
     }
 }
