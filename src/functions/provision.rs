@@ -14,7 +14,7 @@ use crate::log;
 use crate::retry::CallError;
 
 /// The longest one invocation may take. Each outbound call has its own timeout and retries, and
-/// a create makes up to seven calls; past this the invocation fails and the queue retries,
+/// a create makes several calls; past this the invocation fails and the queue retries,
 /// well inside `functionTimeout` (5 min in host.json), where the host would restart the handler
 /// with every invocation in flight. What a cut-short create leaves is taken up by the retry (a
 /// registration without a group is replaced) or by the sweeper.
