@@ -8,6 +8,7 @@ use crate::azure::{Freshness, FIRST_READ_WAIT};
 use crate::decide::{decide, Decision, Request};
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::log;
+use crate::secret::Secret;
 use crate::webhook::{self, Delivery};
 
 /// What became of a delivery. [`Answer::reply`] is the one place that maps it to HTTP.
@@ -68,11 +69,12 @@ async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
         }
     };
     let signature = req.header("x-hub-signature-256");
-    let mut signed = webhook::signature_valid(&webhook::split_secrets(&secret), body.as_bytes(), signature);
+    let signed_with = |s: &Secret| webhook::signature_valid(&webhook::split_secrets(s), body.as_bytes(), signature);
+    let mut signed = signed_with(&secret);
     if !signed && freshness == Freshness::Stale {
         // Past its TTL, the cached value may lack a secret added in Key Vault since: read it now.
         if let Ok(Ok(secret)) = tokio::time::timeout(FIRST_READ_WAIT, app.secrets.get(name)).await {
-            signed = webhook::signature_valid(&webhook::split_secrets(&secret), body.as_bytes(), signature);
+            signed = signed_with(&secret);
         }
     }
     if !signed {
