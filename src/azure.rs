@@ -73,7 +73,6 @@ pub enum Freshness {
 /// Concurrent misses of a secret wait for the one read in flight instead of starting their own.
 /// When a read fails, the last good value goes on being served (and the failure logged), so a
 /// Key Vault outage does not stop a running app.
-#[derive(Clone)]
 pub struct SecretStore {
     inner: Arc<Store>,
 }
@@ -123,7 +122,7 @@ impl SecretStore {
                 let store = self.inner.clone();
                 let name = name.to_string();
                 tokio::spawn(async move {
-                    // Logged inside when it fails; the next caller tries again.
+                    // A failure is logged inside (`keyvault.stale`) and the value kept meanwhile.
                     let _ = store.get(&name).await;
                 });
                 Ok((value, Freshness::Stale))
