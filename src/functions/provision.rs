@@ -129,8 +129,8 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
 /// Groups that count against `MAX_RUNNERS`: managed, not terminated or failed. The list has
 /// no instance view, so when the list alone says we are at the cap, each candidate's state
 /// is read before refusing.
-async fn live_groups(app: &App, listed: Vec<Group>) -> Result<usize, CallError> {
-    let candidates: Vec<Group> = listed.into_iter().filter(|g| g.managed() && !g.terminal()).collect();
+async fn live_groups(app: &App, listed: &[Group]) -> Result<usize, CallError> {
+    let candidates: Vec<&Group> = listed.iter().filter(|g| g.managed() && !g.terminal()).collect();
     if candidates.len() < app.cfg.max_runners as usize {
         return Ok(candidates.len());
     }
@@ -172,9 +172,8 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     if groups.iter().any(|g| g.name == c.runner) {
         return Ok(Done::Exists);
     }
-    let listed: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-    let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
-    let live = live_groups(app, groups).await?;
+    let listed: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    let live = live_groups(app, &groups).await?;
     let max = cfg.max_runners as usize;
     let ticket = match app.admissions.admit(&c.runner, &listed, live, max, list_started) {
         Ok(t) => t,
