@@ -35,7 +35,7 @@ async fn run() {
     for n in [250usize, 500, 1000] {
         let b = Bench::new(&[]).await;
         let now = time::OffsetDateTime::now_utc();
-        let created = aci_runners::decide::rfc3339(now - time::Duration::minutes(20));
+        let created = aci_runners::clock::rfc3339(now - time::Duration::minutes(20));
         {
             let mut arm = b.arm.lock().unwrap();
             let mut gh = b.github.lock().unwrap();

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::retry::RetryPolicy;
+use crate::http::RetryPolicy;
 
 /// Labels GitHub gives every self-hosted runner; a job asking only for these is not ours.
 pub const DEFAULT_LABELS: &[&str] = &["self-hosted", "linux", "windows", "macos", "x64", "arm", "arm64"];
@@ -35,6 +35,21 @@ pub enum Scope {
     Repo,
     /// Runners are registered to the repository's organization, in this runner group.
     Org { runner_group_id: u64 },
+}
+
+impl Scope {
+    /// The runner group a JIT runner joins: the organization's, or the default group (1) of a
+    /// repository.
+    pub fn runner_group_id(&self) -> u64 {
+        match self {
+            Scope::Repo => 1,
+            Scope::Org { runner_group_id } => *runner_group_id,
+        }
+    }
+
+    pub fn is_org(&self) -> bool {
+        matches!(self, Scope::Org { .. })
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,23 +1,28 @@
 //! aci-runners: on-demand, ephemeral, self-hosted GitHub Actions runners on Azure Container
 //! Instances, as an Azure Functions custom handler.
 //!
-//! Edges: [`host`] (the Functions protocol), [`config`], [`webhook`] (GitHub deliveries),
-//! [`github`], [`arm`] and [`azure`] (identity, Key Vault). Pure decisions live in [`decide`].
-//! The functions themselves are in [`functions`]; `main` wires them together.
+//! The map, highest first; each layer uses only those below it:
+//! - [`cli`]: `plan`, `check`, `sweep` from a workstation (`main` is wiring only);
+//! - [`functions`]: one module per function (`github-webhook`, `runners`, `provision`,
+//!   `sweep`), each parse → decide → act, and the [`functions::App`] they share;
+//! - [`rules`]: pure decisions over plain data (jobs served, names, the container group and its
+//!   tags, admission under `MAX_RUNNERS`, the sweeper's selection);
+//! - the outside systems, each a thin concrete client that knows nothing of our tags or queues:
+//!   [`github`] (REST, webhook deliveries, OIDC tokens), [`azure`] (credential, Key Vault,
+//!   ARM container groups), [`host`] (the Functions custom-handler protocol);
+//! - shared: [`config`], [`http`] (the one HTTP client, retries, `CallError`), [`log`],
+//!   [`secret`], [`clock`], [`target`] (repository or organization), [`job`] (a workflow job).
 
-pub mod admission;
-pub mod arm;
 pub mod azure;
-pub mod check;
+pub mod cli;
+pub mod clock;
 pub mod config;
-pub mod decide;
 pub mod functions;
 pub mod github;
 pub mod host;
+pub mod http;
+pub mod job;
 pub mod log;
-pub mod oidc;
-pub mod plan;
-pub mod retry;
+pub mod rules;
 pub mod secret;
-pub mod sweep;
-pub mod webhook;
+pub mod target;

@@ -4,8 +4,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use aci_runners::oidc::{Claims, TokenError, Verifier};
-use aci_runners::retry::RetryPolicy;
+use aci_runners::github::oidc::{Claims, TokenError, Verifier};
+use aci_runners::http::RetryPolicy;
 use common::oidc::*;
 use hmac::{Hmac, Mac};
 use serde_json::json;

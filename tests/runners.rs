@@ -45,7 +45,7 @@ async fn a_workflow_step_gets_a_runner_for_its_own_repository() {
     let r = post(&b, Some(&token(REPO)), &json!({"labels": ["run-2202229078-1"], "key": "build"})).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let name = r.json()["runner_name"].as_str().unwrap().to_string();
-    assert_eq!(name, aci_runners::decide::workflow_runner_name("aci-runner", RUN, 1, "build"));
+    assert_eq!(name, aci_runners::rules::names::workflow_runner_name("aci-runner", RUN, 1, "build"));
     assert_eq!(
         r.json()["labels"],
         json!(["self-hosted", "linux", "x64", "aci", "run-2202229078-1"])

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 const REPO: &str = "repos/octo-org/octo-repo";
 
 fn minutes_ago(m: i64) -> String {
-    aci_runners::decide::rfc3339(OffsetDateTime::now_utc() - time::Duration::minutes(m))
+    aci_runners::clock::rfc3339(OffsetDateTime::now_utc() - time::Duration::minutes(m))
 }
 
 fn summary(b: &Bench) -> String {

@@ -4,12 +4,13 @@
 use serde_json::{json, Value};
 
 use super::{App, QUEUE_OUTPUT};
-use crate::azure::{Freshness, FIRST_READ_WAIT};
-use crate::decide::{decide, Decision, Request};
+use crate::azure::keyvault::{Freshness, FIRST_READ_WAIT};
+use crate::github::webhook::{self, Delivery};
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::log;
+use crate::rules::jobs::{decide, Decision};
+use crate::rules::request::Request;
 use crate::secret::Secret;
-use crate::webhook::{self, Delivery};
 
 /// What became of a delivery. [`Answer::reply`] is the one place that maps it to HTTP.
 #[derive(Debug)]
@@ -25,20 +26,13 @@ pub enum Answer {
 impl Answer {
     pub fn reply(&self) -> (u16, Value) {
         match self {
-            Answer::Accepted(r) => (202, json!({"accepted": op(r), "runner": r.runner()})),
+            Answer::Accepted(r) => (202, json!({"accepted": r.op(), "runner": r.runner()})),
             Answer::Ignored(why) => (200, json!({"ignored": why})),
             Answer::Unsigned => (401, json!({"error": "signature missing or invalid"})),
             Answer::Malformed(why) => (400, json!({"error": format!("malformed delivery: {why}")})),
             Answer::TooLarge => (413, json!({"error": format!("body larger than {} bytes", webhook::MAX_BODY_BYTES)})),
             Answer::SecretUnavailable => (500, json!({"error": "webhook secret unavailable; see the function's logs"})),
         }
-    }
-}
-
-fn op(r: &Request) -> &'static str {
-    match r {
-        Request::Create(_) => "create",
-        Request::Release(_) => "release",
     }
 }
 
@@ -102,7 +96,7 @@ fn finish(answer: Answer, delivery: Option<&str>) -> Outcome {
                 &[
                     ("status", &status),
                     ("delivery", &delivery),
-                    ("op", &op(r)),
+                    ("op", &r.op()),
                     ("runner", &r.runner()),
                 ],
             );

@@ -1,4 +1,5 @@
-//! The functions this handler serves, one module each, and the state they share.
+//! The functions this handler serves, one module each (parse → decide → act), and the state
+//! they share.
 
 pub mod github_webhook;
 pub mod provision;
@@ -7,22 +8,22 @@ pub mod sweep;
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
-use crate::admission::Admissions;
-use crate::arm::Arm;
-use crate::azure::SecretStore;
-use crate::config::{Config, Scope};
-use crate::decide::owner_of;
-use crate::github::{GitHub, Target};
+use crate::azure::arm::Arm;
+use crate::azure::keyvault::SecretStore;
+use crate::azure::{self, CredentialKind};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::github::oidc::Verifier;
+use crate::github::GitHub;
 use crate::host::Functions;
+use crate::http;
+use crate::rules::admission::Admissions;
+use crate::target::Target;
 
-/// The queue every runner request goes through.
+/// The queue every runner request goes through (the output binding's name).
 pub const QUEUE_OUTPUT: &str = "requests";
 /// The queue trigger binding of `provision`.
 pub const QUEUE_TRIGGER: &str = "request";
-
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 /// Everything a function needs: settings, clients, a clock.
 pub struct App {
@@ -31,19 +32,49 @@ pub struct App {
     pub github: GitHub,
     pub arm: Arm,
     /// Set when `OIDC_AUDIENCE` is: the `runners` function is off without it.
-    pub oidc: Option<crate::oidc::Verifier>,
+    pub oidc: Option<Verifier>,
     pub clock: Clock,
-    /// Creates under way in this instance (see [`crate::admission`]).
+    /// Creates under way in this instance (see [`crate::rules::admission`]).
     pub admissions: Admissions,
 }
 
 impl App {
-    /// Where a repository's runners are registered under `RUNNER_SCOPE`, and in which group.
-    pub fn target<'a>(&self, repository: &'a str) -> (Target<'a>, u64) {
-        match self.cfg.scope {
-            Scope::Repo => (Target::Repo(repository), 1),
-            Scope::Org { runner_group_id } => (Target::Org(owner_of(repository)), runner_group_id),
-        }
+    /// Builds the clients from the settings: one HTTP client (trusting `extra_roots_pem` beside
+    /// the system roots), one credential, the real clock.
+    pub fn new(cfg: Config, credential: CredentialKind, extra_roots_pem: Option<&[u8]>) -> anyhow::Result<App> {
+        let http = http::http_client(cfg.http_timeout, extra_roots_pem)?;
+        let options = azure::client_options(&http, &cfg.retry);
+        let credential = azure::credential(credential, cfg.azure_client_id.as_deref(), options.clone())?;
+        let secrets = SecretStore::new(&cfg.key_vault_url, credential.clone(), options, cfg.secret_cache_ttl)?;
+        let github = GitHub::new(http.clone(), &cfg.github_api_url, cfg.retry);
+        let arm = Arm::new(
+            http.clone(),
+            credential,
+            &cfg.arm_url,
+            &cfg.subscription_id,
+            &cfg.resource_group,
+            &cfg.aci_api_version,
+            cfg.retry,
+        );
+        let clock = crate::clock::system();
+        let oidc = cfg
+            .oidc_audience
+            .as_ref()
+            .map(|aud| Verifier::new(http, &cfg.oidc_issuer, aud, cfg.retry, clock.clone()));
+        Ok(App {
+            cfg,
+            secrets,
+            github,
+            arm,
+            oidc,
+            clock,
+            admissions: Default::default(),
+        })
+    }
+
+    /// Where a repository's runners are registered under `RUNNER_SCOPE`.
+    pub fn target<'a>(&self, repository: &'a str) -> Target<'a> {
+        Target::of_repository(&self.cfg.scope, repository)
     }
 
     /// The function table for the host.

@@ -6,12 +6,15 @@
 use std::time::{Duration, Instant};
 
 use super::{App, QUEUE_TRIGGER};
-use crate::admission::Refusal;
-use crate::arm::Group;
-use crate::decide::{container_group_body, Create, Origin, Release, Request};
+use crate::azure::arm::Group;
 use crate::host::{self, InvokeResponse, Outcome};
+use crate::http::CallError;
 use crate::log;
-use crate::retry::CallError;
+use crate::rules::admission::Refusal;
+use crate::rules::group::{container_group_body, is_managed};
+use crate::rules::jobs::still_queued;
+use crate::rules::request::{Create, Origin, Release, Request};
+use crate::secret::Secret;
 
 /// The longest one invocation may take. Each outbound call has its own timeout and retries, and
 /// a create makes several calls; past this the invocation fails and the queue retries,
@@ -97,10 +100,7 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
             INVOCATION_BUDGET.as_secs()
         )))
     });
-    let op = match request {
-        Request::Create(_) => "create",
-        Request::Release(_) => "release",
-    };
+    let op = request.op();
     match result {
         Ok(done) => {
             log::info(
@@ -130,7 +130,7 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
 /// no instance view, so when the list alone says we are at the cap, each candidate's state
 /// is read before refusing.
 async fn live_groups(app: &App, listed: &[Group]) -> Result<usize, CallError> {
-    let candidates: Vec<&Group> = listed.iter().filter(|g| g.managed() && !g.terminal()).collect();
+    let candidates: Vec<&Group> = listed.iter().filter(|g| is_managed(&g.tags) && !g.terminal()).collect();
     if candidates.len() < app.cfg.max_runners as usize {
         return Ok(candidates.len());
     }
@@ -150,13 +150,14 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         .get(&cfg.pat_secret_name)
         .await
         .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
-    let (target, group_id) = app.target(&c.repository);
+    let target = app.target(&c.repository);
+    let group_id = cfg.scope.runner_group_id();
 
     // A retried message may be stale: the job may have started elsewhere or been cancelled.
     if dequeue_count > 1 {
         match (c.origin, c.job) {
             (Origin::Webhook, Some(job)) => match app.github.job_status(&pat, &c.repository, job).await? {
-                Some(s) if matches!(s.as_str(), "queued" | "waiting" | "pending" | "requested") => {}
+                Some(s) if still_queued(&s) => {}
                 other => return Ok(Done::JobNotQueued(other.unwrap_or_else(|| "gone".into()))),
             },
             // A workflow-step runner serves later jobs of its run: needed until the run ends.
@@ -188,7 +189,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
 
     let now = (app.clock)();
     if cfg.dry_run {
-        let body = container_group_body(cfg, c, now, &crate::secret::Secret::new("[redacted]"));
+        let body = container_group_body(cfg, c, now, &Secret::new("[redacted]"));
         log::info(
             "dry-run.github.generate-jitconfig",
             &[("runner", &c.runner), ("target", &target), ("labels", &c.labels.join(","))],
@@ -242,10 +243,10 @@ async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
         .get(&cfg.pat_secret_name)
         .await
         .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
-    let (target, _) = app.target(&r.repository);
+    let target = app.target(&r.repository);
 
     let group = app.arm.get_group(&r.runner).await?;
-    if group.as_ref().is_some_and(|g| !g.managed()) {
+    if group.as_ref().is_some_and(|g| !is_managed(&g.tags)) {
         return Ok(Done::NotManaged);
     }
     let runner = app.github.runner_by_name(&pat, target, &r.runner).await?;

@@ -6,10 +6,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{App, QUEUE_OUTPUT};
-use crate::decide::{is_ours, workflow_labels, workflow_runner_name, Create, Origin, Release, Request};
+use crate::github::oidc::{Claims, TokenError};
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::log;
-use crate::oidc::TokenError;
+use crate::rules::group::{is_managed, tag};
+use crate::rules::jobs::workflow_labels;
+use crate::rules::names::{is_ours, workflow_runner_name};
+use crate::rules::request::{Create, Origin, Release, Request};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -62,24 +65,19 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     let (status, body) = answer.reply();
     let mut response = InvokeResponse::http(status, &body);
     let enqueued = match &answer {
-        Answer::Requested(c) => Some((Request::Create(c.clone()), &c.repository)),
-        Answer::Released(r) => Some((Request::Release(r.clone()), &r.repository)),
+        Answer::Requested(c) => Some(Request::Create(c.clone())),
+        Answer::Released(r) => Some(Request::Release(r.clone())),
         _ => None,
     };
     match enqueued {
-        Some((request, repository)) => {
-            let op = if matches!(request, Request::Create(_)) {
-                "create"
-            } else {
-                "release"
-            };
+        Some(request) => {
             log::info(
                 "runners",
                 &[
                     ("status", &status),
-                    ("op", &op),
+                    ("op", &request.op()),
                     ("runner", &request.runner()),
-                    ("repository", repository),
+                    ("repository", &request.repository()),
                 ],
             );
             response = response.with_queue(QUEUE_OUTPUT, vec![request.to_message()]);
@@ -112,7 +110,7 @@ async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
     }
 }
 
-fn request(app: &App, req: &host::HttpRequest<'_>, claims: crate::oidc::Claims) -> Answer {
+fn request(app: &App, req: &host::HttpRequest<'_>, claims: Claims) -> Answer {
     if req.body().len() > MAX_BODY_BYTES {
         return Answer::BadRequest(format!("body larger than {MAX_BODY_BYTES} bytes"));
     }
@@ -143,7 +141,7 @@ fn request(app: &App, req: &host::HttpRequest<'_>, claims: crate::oidc::Claims) 
     })
 }
 
-async fn release(app: &App, req: &host::HttpRequest<'_>, claims: crate::oidc::Claims) -> Answer {
+async fn release(app: &App, req: &host::HttpRequest<'_>, claims: Claims) -> Answer {
     let Some(name) = req.param("name").filter(|n| !n.is_empty()) else {
         return Answer::BadRequest("DELETE needs a runner name: api/runners/{name}".into());
     };
@@ -157,10 +155,10 @@ async fn release(app: &App, req: &host::HttpRequest<'_>, claims: crate::oidc::Cl
             return Answer::Unavailable("could not read the runner's container group; try again".into());
         }
     };
-    let Some(group) = group.filter(|g| g.managed()) else {
+    let Some(group) = group.filter(|g| is_managed(&g.tags)) else {
         return Answer::NotFound;
     };
-    let owner_repo = group.tags.get("github-repository").map(String::as_str).unwrap_or("");
+    let owner_repo = group.tags.get(tag::REPOSITORY).map(String::as_str).unwrap_or("");
     if !owner_repo.eq_ignore_ascii_case(&claims.repository) {
         return Answer::Forbidden(format!("runner {name} was not created for {}", claims.repository));
     }

@@ -1,5 +1,5 @@
 //! `sweep`: the timer that removes what is left behind. It gathers what ARM and GitHub know,
-//! lets the pure [`crate::sweep::select`] decide, then deletes with bounded concurrency.
+//! lets the pure [`crate::rules::sweep::select`] decide, then deletes with bounded concurrency.
 //! One failure does not stop the rest; whatever failed is met again on the next run.
 
 use std::collections::{BTreeSet, HashSet};
@@ -7,13 +7,19 @@ use std::collections::{BTreeSet, HashSet};
 use futures::StreamExt;
 
 use super::{App, QUEUE_OUTPUT};
-use crate::arm::Group;
+use crate::azure::arm::Group;
 use crate::config::Scope;
-use crate::decide::{is_ours, job_id_from_name, owner_of, run_id_from_name, Create, Origin, Request};
-use crate::github::Target;
+use crate::github::Runner;
 use crate::host::{self, InvokeResponse, Outcome};
+use crate::http::CallError;
 use crate::log;
-use crate::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
+use crate::rules::group::{created_at, is_managed, target_name, webhook_request};
+use crate::rules::jobs::still_queued;
+use crate::rules::names::{self, Name};
+use crate::rules::request::{Create, Request};
+use crate::rules::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
+use crate::secret::Secret;
+use crate::target::Target;
 
 /// Calls in flight at once (ARM reads, GitHub lists, deletes).
 pub const CONCURRENCY: usize = 16;
@@ -99,26 +105,6 @@ fn describe(d: &Deletion) -> String {
     parts.join(" ")
 }
 
-fn target_of<'a>(app: &App, t: &'a str) -> Target<'a> {
-    match app.cfg.scope {
-        Scope::Repo => Target::Repo(t),
-        Scope::Org { .. } => Target::Org(t),
-    }
-}
-
-/// Where a group's runner is registered, from its tags.
-fn group_target(app: &App, g: &Group) -> Option<String> {
-    let repo = g.tags.get("github-repository");
-    match app.cfg.scope {
-        Scope::Repo => repo.cloned(),
-        Scope::Org { .. } => g
-            .tags
-            .get("github-owner")
-            .cloned()
-            .or_else(|| repo.map(|r| owner_of(r).to_string())),
-    }
-}
-
 /// One sweep. With `dry_run` nothing is written; the plan is in the report.
 pub async fn sweep(app: &App, dry_run: bool) -> Report {
     let cfg = &app.cfg;
@@ -135,7 +121,7 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             return report;
         }
     };
-    let managed: Vec<Group> = listed.into_iter().filter(Group::managed).collect();
+    let managed: Vec<Group> = listed.into_iter().filter(|g| is_managed(&g.tags)).collect();
     let states = futures::stream::iter(managed.into_iter().map(|g| state_of(app, g)))
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>()
@@ -154,7 +140,7 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
     report.groups_seen = groups.len();
 
     // 2. Our runners, in every repository or organization that may hold one.
-    let mut targets: BTreeSet<String> = groups.iter().filter_map(|g| group_target(app, g)).collect();
+    let mut targets: BTreeSet<String> = groups.iter().filter_map(|g| target_name(&cfg.scope, &g.tags)).collect();
     match cfg.scope {
         Scope::Repo => targets.extend(cfg.allowed_repositories.iter().cloned()),
         Scope::Org { .. } => targets.extend(cfg.allowed_owners.iter().cloned()),
@@ -176,13 +162,17 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             .await;
         for (t, result) in lists {
             match result {
-                Ok(rs) => runners.extend(rs.into_iter().filter(|r| is_ours(&cfg.name_prefix, &r.name)).map(|r| RunnerView {
-                    id: r.id,
-                    online: r.status.eq_ignore_ascii_case("online"),
-                    busy: r.busy,
-                    name: r.name,
-                    target: t.clone(),
-                })),
+                Ok(rs) => runners.extend(
+                    rs.into_iter()
+                        .filter(|r| names::is_ours(&cfg.name_prefix, &r.name))
+                        .map(|r| RunnerView {
+                            id: r.id,
+                            online: r.status.eq_ignore_ascii_case("online"),
+                            busy: r.busy,
+                            name: r.name,
+                            target: t.clone(),
+                        }),
+                ),
                 Err(e) => {
                     report.read_failures.push(e.to_string());
                     unlisted.insert(t);
@@ -198,10 +188,10 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         .iter()
         .map(|g| GroupView {
             name: g.name.clone(),
-            managed: g.managed(),
+            managed: is_managed(&g.tags),
             terminal: g.terminal() && !unknown_state.contains(&g.name),
-            created_at: g.created_at(),
-            target: group_target(app, g),
+            created_at: created_at(&g.tags),
+            target: target_name(&cfg.scope, &g.tags),
         })
         .collect();
 
@@ -210,7 +200,7 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         now: (app.clock)(),
         idle_timeout: cfg.idle_timeout,
         max_lifetime: cfg.max_lifetime,
-        org_scope: !matches!(cfg.scope, Scope::Repo),
+        org_scope: cfg.scope.is_org(),
     };
     let mut still_needed: HashSet<String> = HashSet::new();
     if let Some(pat) = &pat {
@@ -251,9 +241,9 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             .iter()
             .filter(|(d, e)| d.reason == Reason::Terminated && matches!(e, Ended::Done | Ended::DryRun))
             .filter_map(|(d, _)| groups.iter().find(|g| Some(&g.name) == d.group.as_ref()))
-            .filter_map(|g| requeue_candidate(app, g))
+            .filter_map(|g| webhook_request(&g.name, &g.tags, &cfg.runner_labels))
             .collect();
-        let checks = futures::stream::iter(candidates.into_iter().map(|c| still_queued(app, pat, c)))
+        let checks = futures::stream::iter(candidates.into_iter().map(|c| job_still_queued(app, pat, c)))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
@@ -274,26 +264,9 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
     report
 }
 
-/// A webhook group's runner request, rebuilt from its tags.
-fn requeue_candidate(app: &App, g: &Group) -> Option<Create> {
-    if g.tags.get("origin").map(String::as_str) != Some(Origin::Webhook.as_str()) {
-        return None;
-    }
-    let job: u64 = g.tags.get("github-job-id")?.parse().ok()?;
-    Some(Create {
-        runner: g.name.clone(),
-        repository: g.tags.get("github-repository")?.clone(),
-        origin: Origin::Webhook,
-        job: Some(job),
-        run: g.tags.get("github-run-id").and_then(|r| r.parse().ok()).unwrap_or(0),
-        attempt: 1,
-        labels: app.cfg.runner_labels.clone(),
-    })
-}
-
-async fn still_queued(app: &App, pat: &crate::secret::Secret, c: Create) -> (Create, Result<bool, crate::retry::CallError>) {
+async fn job_still_queued(app: &App, pat: &Secret, c: Create) -> (Create, Result<bool, CallError>) {
     let status = app.github.job_status(pat, &c.repository, c.job.unwrap_or(0)).await;
-    (c, status.map(|s| s.as_deref() == Some("queued")))
+    (c, status.map(|s| s.as_deref().is_some_and(still_queued)))
 }
 
 async fn state_of(app: &App, g: Group) -> (Option<Group>, Option<String>) {
@@ -307,47 +280,42 @@ async fn state_of(app: &App, g: Group) -> (Option<Group>, Option<String>) {
     }
 }
 
-async fn runners_of(
-    app: &App,
-    pat: &crate::secret::Secret,
-    t: String,
-) -> (String, Result<Vec<crate::github::Runner>, crate::retry::CallError>) {
-    let result = app.github.list_runners(pat, target_of(app, &t)).await;
+async fn runners_of(app: &App, pat: &Secret, t: String) -> (String, Result<Vec<Runner>, CallError>) {
+    let result = app.github.list_runners(pat, Target::named(&app.cfg.scope, &t)).await;
     (t, result)
 }
 
 /// Does what a ghost was made for still need it? A webhook runner's job still queued, or a
 /// workflow-step runner's run not yet completed. A name we cannot read back counts as needed.
-async fn still_needed_by(app: &App, pat: &crate::secret::Secret, r: RunnerView) -> (String, Result<bool, crate::retry::CallError>) {
-    let prefix = &app.cfg.name_prefix;
-    let needed = if let Some(job) = job_id_from_name(prefix, &r.name) {
-        app.github
+async fn still_needed_by(app: &App, pat: &Secret, r: RunnerView) -> (String, Result<bool, CallError>) {
+    let needed = match names::parse(&app.cfg.name_prefix, &r.name) {
+        Some(Name::Job(job)) => app
+            .github
             .job_status(pat, &r.target, job)
             .await
-            .map(|s| s.is_some_and(|s| matches!(s.as_str(), "queued" | "waiting" | "pending" | "requested")))
-    } else if let Some(run) = run_id_from_name(prefix, &r.name) {
-        app.github
+            .map(|s| s.as_deref().is_some_and(still_queued)),
+        Some(Name::Workflow { run, .. }) => app
+            .github
             .run_status(pat, &r.target, run)
             .await
-            .map(|s| s.is_some_and(|s| s != "completed"))
-    } else {
-        Ok(true)
+            .map(|s| s.is_some_and(|s| s != "completed")),
+        None => Ok(true),
     };
     (r.name, needed)
 }
 
-async fn execute(app: &App, pat: Option<&crate::secret::Secret>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
+async fn execute(app: &App, pat: Option<&Secret>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
     let e = execute_one(app, pat, &d, dry_run).await;
     (d, e)
 }
 
-async fn execute_one(app: &App, pat: Option<&crate::secret::Secret>, d: &Deletion, dry_run: bool) -> Ended {
+async fn execute_one(app: &App, pat: Option<&Secret>, d: &Deletion, dry_run: bool) -> Ended {
     if dry_run {
         log::info("sweep.would-delete", &[("plan", &describe(d))]);
         return Ended::DryRun;
     }
     if let (Some(r), Some(pat)) = (&d.deregister, pat) {
-        if let Err(e) = app.github.delete_runner(pat, target_of(app, &r.target), r.id).await {
+        if let Err(e) = app.github.delete_runner(pat, Target::named(&app.cfg.scope, &r.target), r.id).await {
             if d.group.is_none() {
                 log::error("sweep.failed", &[("plan", &describe(d)), ("error", &e)]);
                 return Ended::Failed(e.to_string());

@@ -8,10 +8,8 @@ use azure_core::credentials::TokenCredential;
 use reqwest::{Client, Method, RequestBuilder};
 use serde::Deserialize;
 use serde_json::Value;
-use time::OffsetDateTime;
 
-use crate::decide::MANAGED_BY;
-use crate::retry::{self, CallError, RetryPolicy};
+use crate::http::{self, CallError, RetryPolicy};
 
 /// What we know of a container group.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,19 +23,10 @@ pub struct Group {
 }
 
 impl Group {
-    pub fn managed(&self) -> bool {
-        self.tags.get("managed-by").map(String::as_str) == Some(MANAGED_BY)
-    }
-
     /// Finished or broken: the container exited, or ARM gave up creating it.
     pub fn terminal(&self) -> bool {
         let is = |s: &Option<String>, v: &[&str]| s.as_deref().is_some_and(|s| v.iter().any(|x| s.eq_ignore_ascii_case(x)));
         is(&self.provisioning_state, &["Failed", "Canceled"]) || is(&self.instance_state, &["Succeeded", "Failed", "Terminated", "Stopped"])
-    }
-
-    pub fn created_at(&self) -> Option<OffsetDateTime> {
-        let t = self.tags.get("created-at")?;
-        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
     }
 }
 
@@ -71,6 +60,11 @@ struct Page {
     next_link: Option<String>,
 }
 
+/// The ARM path of the container groups of a resource group; a group's is this plus `/{name}`.
+pub fn groups_path(subscription: &str, resource_group: &str) -> String {
+    format!("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerInstance/containerGroups")
+}
+
 #[derive(Clone)]
 pub struct Arm {
     http: Client,
@@ -97,9 +91,7 @@ impl Arm {
             http,
             credential,
             scope: format!("{base}/.default"),
-            groups_path: format!(
-                "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerInstance/containerGroups"
-            ),
+            groups_path: groups_path(subscription, resource_group),
             base,
             api_version: api_version.to_string(),
             retry,
@@ -128,7 +120,7 @@ impl Arm {
     pub async fn put_group(&self, name: &str, body: &Value) -> Result<(), CallError> {
         const OP: &str = "arm.put-container-group";
         let url = self.group_url(name);
-        retry::send(OP, &self.retry, &[], || async {
+        http::send(OP, &self.retry, &[], || async {
             Ok(self.authed(OP, Method::PUT, &url).await?.json(body))
         })
         .await?;
@@ -139,11 +131,11 @@ impl Arm {
     pub async fn get_group(&self, name: &str) -> Result<Option<Group>, CallError> {
         const OP: &str = "arm.get-container-group";
         let url = self.group_url(name);
-        let resp = retry::send(OP, &self.retry, &[404], || async { self.authed(OP, Method::GET, &url).await }).await?;
+        let resp = http::send(OP, &self.retry, &[404], || async { self.authed(OP, Method::GET, &url).await }).await?;
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }
-        let raw: RawGroup = retry::read_json(OP, resp).await?;
+        let raw: RawGroup = http::read_json(OP, resp).await?;
         Ok(Some(raw.into()))
     }
 
@@ -155,8 +147,8 @@ impl Arm {
         let mut out = Vec::new();
         loop {
             let u = url.clone();
-            let resp = retry::send(OP, &self.retry, &[], || async { self.authed(OP, Method::GET, &u).await }).await?;
-            let page: Page = retry::read_json(OP, resp).await?;
+            let resp = http::send(OP, &self.retry, &[], || async { self.authed(OP, Method::GET, &u).await }).await?;
+            let page: Page = http::read_json(OP, resp).await?;
             out.extend(page.value.into_iter().map(Group::from));
             match page.next_link.filter(|l| !l.is_empty()) {
                 // The token goes only where AZURE_RESOURCE_MANAGER_URL points.
@@ -178,7 +170,7 @@ impl Arm {
     pub async fn delete_group(&self, name: &str) -> Result<(), CallError> {
         const OP: &str = "arm.delete-container-group";
         let url = self.group_url(name);
-        retry::send(OP, &self.retry, &[404], || async { self.authed(OP, Method::DELETE, &url).await }).await?;
+        http::send(OP, &self.retry, &[404], || async { self.authed(OP, Method::DELETE, &url).await }).await?;
         Ok(())
     }
 }
@@ -195,16 +187,16 @@ mod tests {
 
     #[test]
     fn azures_get_example_reads_its_state() {
-        let body = example(include_str!("../tests/data/ContainerGroupsGet_Succeeded.json"), "200");
+        let body = example(include_str!("../../tests/data/ContainerGroupsGet_Succeeded.json"), "200");
         let g = Group::from(serde_json::from_value::<RawGroup>(body).unwrap());
         assert_eq!(g.name, "demo1");
         assert_eq!(g.provisioning_state.as_deref(), Some("Succeeded"));
-        assert!(!g.managed() && !g.terminal());
+        assert!(!g.terminal());
     }
 
     #[test]
     fn azures_list_example_reads_as_one_last_page() {
-        let body = example(include_str!("../tests/data/ContainerGroupsListByResourceGroup.json"), "200");
+        let body = example(include_str!("../../tests/data/ContainerGroupsListByResourceGroup.json"), "200");
         let page: Page = serde_json::from_value(body).unwrap();
         assert!(page.next_link.is_none());
         let names: Vec<String> = page.value.into_iter().map(|g| Group::from(g).name).collect();
@@ -214,7 +206,7 @@ mod tests {
     #[test]
     fn azures_create_example_answers_read() {
         for status in ["200", "201"] {
-            let body = example(include_str!("../tests/data/ContainerGroupsCreateOrUpdate.json"), status);
+            let body = example(include_str!("../../tests/data/ContainerGroupsCreateOrUpdate.json"), status);
             let g = Group::from(serde_json::from_value::<RawGroup>(body).unwrap());
             assert_eq!(g.provisioning_state.as_deref(), Some("Succeeded"), "{status}");
         }

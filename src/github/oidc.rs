@@ -13,8 +13,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::functions::Clock;
-use crate::retry::{self, CallError, RetryPolicy};
+use crate::clock::Clock;
+use crate::http::{self, CallError, RetryPolicy};
 
 /// Clock skew allowed on `exp`, `nbf` and `iat`.
 pub const SKEW: Duration = Duration::from_secs(60);
@@ -222,13 +222,13 @@ impl Verifier {
     pub async fn fetch_keys(&self) -> Result<HashMap<String, RsaPublicKeyComponents<Vec<u8>>>, CallError> {
         const OP: &str = "oidc.discovery";
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.http.get(&url)) }).await?;
+        let resp = http::send(OP, &self.retry, &[], || async { Ok(self.http.get(&url)) }).await?;
         #[derive(Deserialize)]
         struct Discovery {
             issuer: String,
             jwks_uri: String,
         }
-        let d: Discovery = retry::read_json(OP, resp).await?;
+        let d: Discovery = http::read_json(OP, resp).await?;
         if d.issuer.trim_end_matches('/') != self.issuer {
             return Err(CallError::Other {
                 op: OP,
@@ -237,12 +237,12 @@ impl Verifier {
             });
         }
         const JWKS: &str = "oidc.jwks";
-        let resp = retry::send(JWKS, &self.retry, &[], || async { Ok(self.http.get(&d.jwks_uri)) }).await?;
+        let resp = http::send(JWKS, &self.retry, &[], || async { Ok(self.http.get(&d.jwks_uri)) }).await?;
         #[derive(Deserialize)]
         struct Set {
             keys: Vec<Jwk>,
         }
-        let set: Set = retry::read_json(JWKS, resp).await?;
+        let set: Set = http::read_json(JWKS, resp).await?;
         let mut out = HashMap::new();
         for k in set.keys {
             let usable = k.kty == "RSA" && k.use_.as_deref().is_none_or(|u| u == "sig") && k.alg.as_deref().is_none_or(|a| a == "RS256");

@@ -7,14 +7,17 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::config::Config;
-use crate::decide::{container_group_body, decide, Decision, Request};
+use crate::github::webhook::{self, Delivery};
+use crate::rules::group::container_group_body;
+use crate::rules::jobs::{decide, Decision};
+use crate::rules::request::Request;
 use crate::secret::Secret;
-use crate::webhook::{self, Delivery};
+use crate::target::Target;
 
 /// A queued `workflow_job` delivery asking for `[self-hosted, aci]`, used when no file is
 /// given. Derived from octokit/webhooks' `workflow_job/queued` example (MIT): labels set to
 /// `runs-on: [self-hosted, aci]` and the runner fields null, as real queued deliveries carry.
-pub const EXAMPLE_QUEUED: &str = include_str!("../examples/webhook-queued.json");
+pub const EXAMPLE_QUEUED: &str = include_str!("../../examples/webhook-queued.json");
 
 /// GitHub's event name for a payload file: `ping` carries `zen`, `workflow_job` its job.
 fn event_of(payload: &Value) -> &'static str {
@@ -68,16 +71,15 @@ pub fn plan(cfg: &Config, payload: &str, now: OffsetDateTime) -> anyhow::Result<
     writeln!(out, "decision:  accept (HTTP 202), enqueue on runner-requests:")?;
     writeln!(out, "           {}", request.to_message())?;
     let groups = format!(
-        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerInstance/containerGroups",
-        cfg.arm_url, cfg.subscription_id, cfg.resource_group
+        "{}{}",
+        cfg.arm_url,
+        crate::azure::arm::groups_path(&cfg.subscription_id, &cfg.resource_group)
     );
     match &request {
         Request::Create(c) => {
-            let scope = match cfg.scope {
-                crate::config::Scope::Repo => format!("repos/{}", c.repository),
-                crate::config::Scope::Org { runner_group_id } => {
-                    format!("orgs/{} (runner group {runner_group_id})", crate::decide::owner_of(&c.repository))
-                }
+            let scope = match Target::of_repository(&cfg.scope, &c.repository) {
+                Target::Repo(r) => format!("repos/{r}"),
+                Target::Org(o) => format!("orgs/{o} (runner group {})", cfg.scope.runner_group_id()),
             };
             writeln!(
                 out,

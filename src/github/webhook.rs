@@ -4,6 +4,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+pub use crate::job::{Job, JobEvent};
 use crate::secret::Secret;
 
 /// The largest webhook body accepted (GitHub caps payloads at 25 MB; a `workflow_job` is ~10 KB).
@@ -49,25 +50,6 @@ pub enum Delivery {
     Ping,
     WorkflowJob(JobEvent),
     Other(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobEvent {
-    pub action: String,
-    pub job: Job,
-    /// `owner/name`.
-    pub repository: String,
-    pub owner: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Job {
-    pub id: u64,
-    pub run_id: u64,
-    pub run_attempt: u32,
-    pub labels: Vec<String>,
-    /// Set once a runner took the job; `None` for a job cancelled while queued.
-    pub runner_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -288,7 +270,7 @@ mod tests {
 
     #[test]
     fn githubs_documented_test_vector_verifies() {
-        let v: serde_json::Value = serde_json::from_str(include_str!("../tests/data/signature-test-vectors.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(include_str!("../../tests/data/signature-test-vectors.json")).unwrap();
         let secrets = [Secret::new(v["secret"].as_str().unwrap())];
         assert_eq!(v["secret"], DOCS_SECRET);
         let payload = v["payload"].as_str().unwrap().as_bytes();
@@ -297,17 +279,17 @@ mod tests {
 
     #[test]
     fn signatures_over_the_raw_bytes_of_githubs_payloads_verify() {
-        let v: serde_json::Value = serde_json::from_str(include_str!("../tests/data/signature-test-vectors.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(include_str!("../../tests/data/signature-test-vectors.json")).unwrap();
         let files: [(&str, &[u8]); 3] = [
             (
                 "workflow_job__queued.payload.json",
-                include_bytes!("../tests/data/workflow_job__queued.payload.json"),
+                include_bytes!("../../tests/data/workflow_job__queued.payload.json"),
             ),
             (
                 "workflow_job__completed.success.with-organization.payload.json",
-                include_bytes!("../tests/data/workflow_job__completed.success.with-organization.payload.json"),
+                include_bytes!("../../tests/data/workflow_job__completed.success.with-organization.payload.json"),
             ),
-            ("ping__payload.json", include_bytes!("../tests/data/ping__payload.json")),
+            ("ping__payload.json", include_bytes!("../../tests/data/ping__payload.json")),
         ];
         let vectors = v["derived_vectors_over_raw_file_bytes_COMPUTED_LOCALLY"].as_array().unwrap();
         assert_eq!(vectors.len(), files.len());
@@ -405,9 +387,9 @@ mod tests {
     #[test]
     fn githubs_payloads_read_as_a_full_parse_reads_them() {
         for fixture in [
-            include_str!("../tests/data/workflow_job__queued.payload.json"),
-            include_str!("../tests/data/workflow_job__in_progress.payload.json"),
-            include_str!("../tests/data/workflow_job__completed.success.with-organization.payload.json"),
+            include_str!("../../tests/data/workflow_job__queued.payload.json"),
+            include_str!("../../tests/data/workflow_job__in_progress.payload.json"),
+            include_str!("../../tests/data/workflow_job__completed.success.with-organization.payload.json"),
         ] {
             let Delivery::WorkflowJob(e) = parse(Some("workflow_job"), None, fixture).unwrap() else {
                 panic!()

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use crate::config::{Config, Scope};
 use crate::functions::App;
-use crate::github::Target;
-use crate::webhook::split_secrets;
+use crate::github::webhook::split_secrets;
+use crate::rules::group::is_managed;
+use crate::target::Target;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -141,7 +142,7 @@ pub async fn dependencies(app: &App) -> Vec<Check> {
 
     match app.arm.list_groups().await {
         Ok(groups) => {
-            let managed = groups.iter().filter(|g| g.managed()).count();
+            let managed = groups.iter().filter(|g| is_managed(&g.tags)).count();
             out.push(pass("arm.resource-group", format!("{} container groups in {}, {managed} managed by aci-runners", groups.len(), cfg.resource_group)));
         }
         Err(e) => out.push(fail(
@@ -187,10 +188,7 @@ pub async fn dependencies(app: &App) -> Vec<Check> {
                 ));
             }
             for t in &targets {
-                let target = match cfg.scope {
-                    Scope::Repo => Target::Repo(t),
-                    Scope::Org { .. } => Target::Org(t),
-                };
+                let target = Target::named(&cfg.scope, t);
                 match app.github.runner_rights(pat, target).await {
                     Ok(()) => out.push(pass("github.runner-rights", format!("can manage self-hosted runners of {target}"))),
                     Err(e) => out.push(fail(

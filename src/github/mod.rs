@@ -1,33 +1,21 @@
-//! The GitHub REST client: JIT runner configs, runners, jobs. Concrete, base URL injected.
+//! The GitHub side: the REST client (JIT runner configs, runners, jobs; concrete, base URL
+//! injected), webhook deliveries ([`webhook`]) and Actions OIDC tokens ([`oidc`]).
+
+pub mod oidc;
+pub mod webhook;
 
 use reqwest::{Client, Method, RequestBuilder};
 use serde::Deserialize;
 
-use crate::retry::{self, CallError, RetryPolicy};
+use crate::http::{self, CallError, RetryPolicy};
 use crate::secret::Secret;
+use crate::target::Target;
 
-/// Where runners are registered: a repository (`owner/name`) or an organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target<'a> {
-    Repo(&'a str),
-    Org(&'a str),
-}
-
-impl Target<'_> {
-    fn path(&self) -> String {
-        match self {
-            Target::Repo(r) => format!("/repos/{r}"),
-            Target::Org(o) => format!("/orgs/{o}"),
-        }
-    }
-}
-
-impl std::fmt::Display for Target<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Repo(r) => write!(f, "repo {r}"),
-            Target::Org(o) => write!(f, "org {o}"),
-        }
+/// The API path of a target: `/repos/{owner}/{name}` or `/orgs/{org}`.
+fn target_path(target: &Target<'_>) -> String {
+    match target {
+        Target::Repo(r) => format!("/repos/{r}"),
+        Target::Org(o) => format!("/orgs/{o}"),
     }
 }
 
@@ -87,13 +75,13 @@ impl GitHub {
         runner_group_id: u64,
     ) -> Result<JitConfig, CallError> {
         const OP: &str = "github.generate-jitconfig";
-        let path = format!("{}/actions/runners/generate-jitconfig", target.path());
+        let path = format!("{}/actions/runners/generate-jitconfig", target_path(&target));
         let body = serde_json::json!({"name": name, "runner_group_id": runner_group_id, "labels": labels, "work_folder": "_work"});
-        let resp = retry::send(OP, &self.retry, &[], || async {
+        let resp = http::send(OP, &self.retry, &[], || async {
             Ok(self.request(Method::POST, &path, pat).json(&body))
         })
         .await?;
-        let a: JitAnswer = retry::read_json(OP, resp).await?;
+        let a: JitAnswer = http::read_json(OP, resp).await?;
         Ok(JitConfig {
             runner_id: a.runner.id,
             config: Secret::new(a.encoded_jit_config),
@@ -107,22 +95,22 @@ impl GitHub {
             .append_pair("name", name)
             .append_pair("per_page", "100")
             .finish();
-        let path = format!("{}/actions/runners?{query}", target.path());
-        let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
-        let list: RunnerList = retry::read_json(OP, resp).await?;
+        let path = format!("{}/actions/runners?{query}", target_path(&target));
+        let resp = http::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
+        let list: RunnerList = http::read_json(OP, resp).await?;
         Ok(list.runners.into_iter().find(|r| r.name == name))
     }
 
     /// Every runner in the target, following `Link: rel="next"`.
     pub async fn list_runners(&self, pat: &Secret, target: Target<'_>) -> Result<Vec<Runner>, CallError> {
         const OP: &str = "github.list-runners";
-        let mut url = format!("{}{}/actions/runners?per_page=100", self.base, target.path());
+        let mut url = format!("{}{}/actions/runners?per_page=100", self.base, target_path(&target));
         let mut out = Vec::new();
         loop {
             let u = url.clone();
-            let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request_url(Method::GET, &u, pat)) }).await?;
+            let resp = http::send(OP, &self.retry, &[], || async { Ok(self.request_url(Method::GET, &u, pat)) }).await?;
             let next = next_link(resp.headers().get("link").and_then(|v| v.to_str().ok()));
-            let list: RunnerList = retry::read_json(OP, resp).await?;
+            let list: RunnerList = http::read_json(OP, resp).await?;
             out.extend(list.runners);
             match next {
                 // The PAT goes only where GITHUB_API_URL points.
@@ -141,8 +129,8 @@ impl GitHub {
 
     /// Deregisters a runner. An absent runner counts as done.
     pub async fn delete_runner(&self, pat: &Secret, target: Target<'_>, runner_id: u64) -> Result<(), CallError> {
-        let path = format!("{}/actions/runners/{runner_id}", target.path());
-        retry::send("github.delete-runner", &self.retry, &[404], || async {
+        let path = format!("{}/actions/runners/{runner_id}", target_path(&target));
+        http::send("github.delete-runner", &self.retry, &[404], || async {
             Ok(self.request(Method::DELETE, &path, pat))
         })
         .await?;
@@ -152,13 +140,13 @@ impl GitHub {
     /// Checks the PAT and reads its rate limit (a call that does not count against it).
     pub async fn token_info(&self, pat: &Secret) -> Result<TokenInfo, CallError> {
         const OP: &str = "github.rate-limit";
-        let resp = retry::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, "/rate_limit", pat)) }).await?;
+        let resp = http::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, "/rate_limit", pat)) }).await?;
         let scopes = resp
             .headers()
             .get("x-oauth-scopes")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let v: serde_json::Value = retry::read_json(OP, resp).await?;
+        let v: serde_json::Value = http::read_json(OP, resp).await?;
         let core = &v["resources"]["core"];
         Ok(TokenInfo {
             remaining: core["remaining"].as_u64().unwrap_or(0),
@@ -170,8 +158,8 @@ impl GitHub {
     /// Can the PAT manage self-hosted runners here? (Listing needs the same rights as
     /// registering: repository Administration, or the organization's self-hosted runners.)
     pub async fn runner_rights(&self, pat: &Secret, target: Target<'_>) -> Result<(), CallError> {
-        let path = format!("{}/actions/runners?per_page=1", target.path());
-        retry::send("github.list-runners", &self.retry, &[], || async {
+        let path = format!("{}/actions/runners?per_page=1", target_path(&target));
+        http::send("github.list-runners", &self.retry, &[], || async {
             Ok(self.request(Method::GET, &path, pat))
         })
         .await?;
@@ -192,11 +180,11 @@ impl GitHub {
 
     /// The `status` field of a job or run; `None` when GitHub answers 404.
     async fn status_of(&self, op: &'static str, path: &str, pat: &Secret) -> Result<Option<String>, CallError> {
-        let resp = retry::send(op, &self.retry, &[404], || async { Ok(self.request(Method::GET, path, pat)) }).await?;
+        let resp = http::send(op, &self.retry, &[404], || async { Ok(self.request(Method::GET, path, pat)) }).await?;
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }
-        let w: WithStatus = retry::read_json(op, resp).await?;
+        let w: WithStatus = http::read_json(op, resp).await?;
         Ok(Some(w.status.unwrap_or_default()))
     }
 }
@@ -246,14 +234,14 @@ mod tests {
 
     #[test]
     fn githubs_jit_config_answer_reads() {
-        let a: JitAnswer = serde_json::from_str(include_str!("../tests/data/generate-jitconfig.201.json")).unwrap();
+        let a: JitAnswer = serde_json::from_str(include_str!("../../tests/data/generate-jitconfig.201.json")).unwrap();
         assert_eq!((a.runner.id, a.runner.name.as_str()), (23, "New runner"));
         assert!(a.encoded_jit_config.starts_with("abc123"));
     }
 
     #[test]
     fn githubs_runner_list_reads() {
-        let l: RunnerList = serde_json::from_str(include_str!("../tests/data/list-runners.200.json")).unwrap();
+        let l: RunnerList = serde_json::from_str(include_str!("../../tests/data/list-runners.200.json")).unwrap();
         let seen: Vec<(u64, &str, &str, bool)> = l
             .runners
             .iter()
@@ -264,7 +252,7 @@ mod tests {
 
     #[test]
     fn githubs_job_answer_gives_its_status() {
-        let w: WithStatus = serde_json::from_str(include_str!("../tests/data/get-job.200.json")).unwrap();
+        let w: WithStatus = serde_json::from_str(include_str!("../../tests/data/get-job.200.json")).unwrap();
         assert_eq!(w.status.as_deref(), Some("completed"));
     }
 

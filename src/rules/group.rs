@@ -1,0 +1,184 @@
+//! The container group: its body, and the tags that say whose it is. The ARM client carries
+//! tags as plain strings; what they mean is said here.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::config::{Config, Scope};
+use crate::rules::request::{Create, Origin};
+use crate::secret::Secret;
+use crate::target::owner_of;
+
+/// The value of the `managed-by` tag; the sweeper never touches a group without it.
+pub const MANAGED_BY: &str = "aci-runners";
+
+/// Tag names (part of the contract: operators filter on them).
+pub mod tag {
+    pub const MANAGED_BY: &str = "managed-by";
+    pub const REPOSITORY: &str = "github-repository";
+    pub const OWNER: &str = "github-owner";
+    pub const JOB_ID: &str = "github-job-id";
+    pub const RUN_ID: &str = "github-run-id";
+    pub const ORIGIN: &str = "origin";
+    pub const CREATED_AT: &str = "created-at";
+}
+
+/// The tags every container group carries.
+pub fn tags(cfg: &Config, req: &Create, created_at: OffsetDateTime) -> BTreeMap<&'static str, String> {
+    let mut t = BTreeMap::new();
+    t.insert(tag::MANAGED_BY, MANAGED_BY.to_string());
+    t.insert(tag::REPOSITORY, req.repository.clone());
+    if let Scope::Org { .. } = cfg.scope {
+        t.insert(tag::OWNER, owner_of(&req.repository).to_string());
+    }
+    if let Some(job) = req.job {
+        t.insert(tag::JOB_ID, job.to_string());
+    }
+    t.insert(tag::RUN_ID, req.run.to_string());
+    t.insert(tag::ORIGIN, req.origin.as_str().to_string());
+    t.insert(tag::CREATED_AT, rfc3339(created_at));
+    t
+}
+
+/// Tags `managed-by=aci-runners`.
+pub fn is_managed(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(tag::MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+}
+
+/// When we made it, from the `created-at` tag.
+pub fn created_at(tags: &BTreeMap<String, String>) -> Option<OffsetDateTime> {
+    parse_rfc3339(tags.get(tag::CREATED_AT)?)
+}
+
+/// Where its runner is registered, by the scope's naming (see [`crate::target::Target::named`]):
+/// the `github-repository` tag in repo scope; `github-owner` (or the repository's owner) in org scope.
+pub fn target_name(scope: &Scope, tags: &BTreeMap<String, String>) -> Option<String> {
+    let repo = tags.get(tag::REPOSITORY);
+    match scope {
+        Scope::Repo => repo.cloned(),
+        Scope::Org { .. } => tags.get(tag::OWNER).cloned().or_else(|| repo.map(|r| owner_of(r).to_string())),
+    }
+}
+
+/// A webhook group's runner request, rebuilt from its tags (`None` for any other group).
+pub fn webhook_request(name: &str, tags: &BTreeMap<String, String>, labels: &[String]) -> Option<Create> {
+    if tags.get(tag::ORIGIN).map(String::as_str) != Some(Origin::Webhook.as_str()) {
+        return None;
+    }
+    let job: u64 = tags.get(tag::JOB_ID)?.parse().ok()?;
+    Some(Create {
+        runner: name.to_string(),
+        repository: tags.get(tag::REPOSITORY)?.clone(),
+        origin: Origin::Webhook,
+        job: Some(job),
+        run: tags.get(tag::RUN_ID).and_then(|r| r.parse().ok()).unwrap_or(0),
+        attempt: 1,
+        labels: labels.to_vec(),
+    })
+}
+
+/// The container group: one Linux container `runner`, never restarted, started as
+/// `/home/runner/run.sh` with the JIT config in a secure environment variable.
+pub fn container_group_body(cfg: &Config, req: &Create, created_at: OffsetDateTime, jit_config: &Secret) -> Value {
+    let mut properties = json!({
+        "osType": "Linux",
+        "restartPolicy": "Never",
+        "sku": "Standard",
+        "containers": [{
+            "name": "runner",
+            "properties": {
+                "image": cfg.image,
+                "command": ["/home/runner/run.sh"],
+                "resources": {"requests": {"cpu": cfg.cpu, "memoryInGB": cfg.memory_gb}},
+                "environmentVariables": [
+                    {"name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "secureValue": jit_config.expose()}
+                ]
+            }
+        }]
+    });
+    if let Some(subnet) = &cfg.subnet_id {
+        properties["subnetIds"] = json!([{"id": subnet}]);
+    }
+    json!({
+        "location": cfg.location,
+        "tags": tags(cfg, req, created_at),
+        "properties": properties,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(extra: &[(&str, &str)]) -> Config {
+        let env: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::for_plan(&env).unwrap()
+    }
+
+    fn create() -> Create {
+        Create {
+            runner: "aci-runner-42".into(),
+            repository: "octo-org/octo-repo".into(),
+            origin: Origin::Webhook,
+            job: Some(42),
+            run: 7,
+            attempt: 1,
+            labels: vec!["self-hosted".into(), "linux".into(), "x64".into(), "aci".into()],
+        }
+    }
+
+    #[test]
+    fn container_group_body_follows_the_design() {
+        let c = cfg(&[(
+            "RUNNER_SUBNET_ID",
+            "/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/aci",
+        )]);
+        let at = time::macros::datetime!(2026-11-28 10:00:00.123 UTC);
+        let b = container_group_body(&c, &create(), at, &Secret::new("JITJIT"));
+        let p = &b["properties"];
+        assert_eq!(p["osType"], "Linux");
+        assert_eq!(p["restartPolicy"], "Never");
+        assert_eq!(p["subnetIds"][0]["id"], c.subnet_id.clone().unwrap());
+        let ctr = &p["containers"][0];
+        assert_eq!(ctr["name"], "runner");
+        assert_eq!(ctr["properties"]["command"], json!(["/home/runner/run.sh"]));
+        assert_eq!(ctr["properties"]["resources"]["requests"], json!({"cpu": 2.0, "memoryInGB": 4.0}));
+        assert_eq!(
+            ctr["properties"]["environmentVariables"],
+            json!([{"name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "secureValue": "JITJIT"}])
+        );
+        assert_eq!(
+            b["tags"],
+            json!({"managed-by": "aci-runners", "github-repository": "octo-org/octo-repo", "github-job-id": "42",
+                   "github-run-id": "7", "origin": "webhook", "created-at": "2026-11-28T10:00:00Z"})
+        );
+        assert!(!b["tags"].to_string().contains("JITJIT"), "no secret in a tag");
+    }
+
+    #[test]
+    fn org_scope_tags_the_owner_and_no_subnet_means_no_subnet_ids() {
+        let c = cfg(&[("RUNNER_SCOPE", "org")]);
+        let b = container_group_body(&c, &create(), OffsetDateTime::UNIX_EPOCH, &Secret::new("x"));
+        assert_eq!(b["tags"]["github-owner"], "octo-org");
+        assert!(b["properties"].get("subnetIds").is_none());
+    }
+
+    #[test]
+    fn tags_read_back() {
+        let c = cfg(&[("RUNNER_SCOPE", "org")]);
+        let at = time::macros::datetime!(2026-11-28 10:00 UTC);
+        let t: BTreeMap<String, String> = tags(&c, &create(), at).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert!(is_managed(&t));
+        assert_eq!(created_at(&t), Some(at));
+        assert_eq!(target_name(&c.scope, &t).as_deref(), Some("octo-org"));
+        assert_eq!(target_name(&Scope::Repo, &t).as_deref(), Some("octo-org/octo-repo"));
+        assert_eq!(webhook_request("aci-runner-42", &t, &create().labels), Some(create()));
+        let mut other = t.clone();
+        other.insert(tag::MANAGED_BY.into(), "someone-else".into());
+        assert!(!is_managed(&other));
+    }
+}
