@@ -62,9 +62,11 @@ pub fn is_transient_status(status: StatusCode) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// The service answered with a non-success status.
-    #[error("{op}: HTTP {status}{}: {message}{}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(), request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    #[error("{op}: {host}: HTTP {status}{}: {message}{}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(), request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
     Status {
         op: &'static str,
+        /// The service's host name (never the URL: URLs can carry keys).
+        host: String,
         status: u16,
         code: Option<String>,
         message: String,
@@ -73,9 +75,10 @@ pub enum CallError {
         /// rate limit): transient whatever the status.
         rate_limited: bool,
     },
-    /// No answer: connection refused, reset, or timed out.
-    #[error("{op}: {message}")]
-    Transport { op: &'static str, message: String },
+    /// No answer: the name does not resolve, the connection is refused or reset, TLS fails,
+    /// or it timed out. `cause` is one line in our words (see [`cause_of`]).
+    #[error("{op}: {host}: {cause}")]
+    Transport { op: &'static str, host: String, cause: String },
     /// Anything else (a credential that cannot get a token, a body we cannot read).
     #[error("{op}: {message}")]
     Other {
@@ -113,6 +116,7 @@ impl CallError {
     /// Builds a `Status` error from a non-success response: the service's error code and
     /// message (GitHub `{message}`, ARM `{error:{code,message}}`) and its request id.
     pub async fn from_response(op: &'static str, resp: Response) -> CallError {
+        let host = host_of(resp.url());
         let status = resp.status().as_u16();
         let headers = resp.headers();
         let request_id = ["x-github-request-id", "x-ms-request-id", "x-ms-correlation-request-id"]
@@ -126,11 +130,12 @@ impl CallError {
         let message = body["error"]["message"]
             .as_str()
             .or_else(|| body["message"].as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| text.chars().take(200).collect());
+            .map(one_line)
+            .unwrap_or_else(|| one_line(&text.chars().take(200).collect::<String>()));
         let rate_limited = matches!(status, 403 | 429) && (exhausted || message.to_ascii_lowercase().contains("rate limit"));
         CallError::Status {
             op,
+            host,
             status,
             code,
             message,
@@ -169,7 +174,8 @@ where
             Err(e) => (
                 CallError::Transport {
                     op,
-                    message: transport_message(&e),
+                    host: e.url().map(host_of).unwrap_or_else(|| "-".into()),
+                    cause: cause_of(&e),
                 },
                 None,
             ),
@@ -184,22 +190,61 @@ where
     }
 }
 
-fn transport_message(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    // The URL is left out on purpose: callers name the operation, and URLs can carry keys.
-    let mut msg = kind.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
+/// A URL's host (and port, when it is not the scheme's own), for error messages.
+pub fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => "-".into(),
     }
-    msg
+}
+
+/// Whitespace runs (newlines included) as one space, so a message stays on one line.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Why a request got no answer, in a few words a person can act on: walks the error's sources
+/// (reqwest, hyper, the resolver, rustls, the OS) for the first thing we can name.
+pub fn cause_of(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(next) = chain.last().and_then(|c| c.source()) {
+        chain.push(next);
+    }
+    let timed_out = chain.iter().any(|c| {
+        c.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout)
+            || c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || c.is::<tokio::time::error::Elapsed>()
+    });
+    if timed_out {
+        return "timed out".into();
+    }
+    for c in &chain {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset".into(),
+                std::io::ErrorKind::ConnectionAborted => return "connection aborted".into(),
+                _ => {}
+            }
+        }
+    }
+    let texts: Vec<String> = chain.iter().map(|c| c.to_string()).collect();
+    if texts
+        .iter()
+        .any(|t| t.contains("failed to lookup address") || t.starts_with("dns error"))
+    {
+        return "name does not resolve".into();
+    }
+    let innermost = texts.last().map(|t| one_line(t)).unwrap_or_default();
+    if texts
+        .iter()
+        .any(|t| t.contains("certificate") || t.contains("handshake") || t.contains("TLS"))
+    {
+        return format!("TLS: {innermost}");
+    }
+    innermost
 }
 
 /// The one HTTP client: rustls with the system roots plus the PEM bundle in `SSL_CERT_FILE`
@@ -283,6 +328,7 @@ mod tests {
     fn a_rate_limited_403_is_transient_and_a_plain_403_is_not() {
         let e = |rate_limited| CallError::Status {
             op: "x",
+            host: "api.github.com".into(),
             status: 403,
             code: None,
             message: "m".into(),

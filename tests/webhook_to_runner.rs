@@ -620,7 +620,7 @@ async fn github_5xx_past_the_retries_fails_the_invocation_until_github_recovers(
     assert_eq!(b.github.lock().unwrap().c.count("jit"), 5);
     assert!(b.arm.lock().unwrap().groups.contains_key("aci-runner-91"));
     b.host()
-        .wait_log("github.generate-jitconfig: HTTP 503: Service Unavailable (request id FAKE:0001:0002)")
+        .wait_log("github.generate-jitconfig: api.github.test: HTTP 503: Service Unavailable (request id FAKE:0001:0002)")
         .await;
     b.stop().await;
 }

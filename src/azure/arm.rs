@@ -105,7 +105,10 @@ impl Arm {
             .await
             .map_err(|e| CallError::Other {
                 op,
-                message: format!("no Azure token: {e}"),
+                message: format!(
+                    "no Azure token from the managed identity or developer login: {}",
+                    http::cause_of(&e)
+                ),
                 transient: true,
             })?;
         Ok(self.http.request(method, url).bearer_auth(token.token.secret()))

@@ -39,6 +39,8 @@ pub struct SecretStore {
 
 struct Store {
     client: SecretClient,
+    /// The vault's host, for error messages.
+    host: String,
     ttl: Duration,
     /// Name → (fresh until, value).
     cache: RwLock<HashMap<String, (Instant, Secret)>>,
@@ -60,6 +62,7 @@ impl SecretStore {
         Ok(SecretStore {
             inner: Arc::new(Store {
                 client,
+                host: vault_host(vault_url),
                 ttl,
                 cache: RwLock::new(HashMap::new()),
                 reads: Default::default(),
@@ -91,7 +94,8 @@ impl SecretStore {
                 Ok(read) => read.map(|v| (v, Freshness::Fresh)),
                 Err(_) => Err(CallError::Transport {
                     op: "keyvault.get-secret",
-                    message: format!("no answer within {} s", FIRST_READ_WAIT.as_secs()),
+                    host: self.inner.host.clone(),
+                    cause: format!("no answer within {} s", FIRST_READ_WAIT.as_secs()),
                 }),
             },
         }
@@ -101,6 +105,13 @@ impl SecretStore {
     pub async fn read(&self, name: &str) -> Result<Secret, CallError> {
         self.inner.read(name).await
     }
+}
+
+/// `myvault.vault.azure.net` of `https://myvault.vault.azure.net/` (with the port, if any).
+fn vault_host(vault_url: &str) -> String {
+    reqwest::Url::parse(vault_url)
+        .map(|u| crate::http::host_of(&u))
+        .unwrap_or_else(|_| vault_url.to_string())
 }
 
 impl Store {
@@ -149,8 +160,8 @@ impl Store {
 
     async fn read(&self, name: &str) -> Result<Secret, CallError> {
         const OP: &str = "keyvault.get-secret";
-        let resp = self.client.get_secret(name, None).await.map_err(|e| sdk_error(OP, e))?;
-        let secret = resp.into_model().map_err(|e| sdk_error(OP, e))?;
+        let resp = self.client.get_secret(name, None).await.map_err(|e| sdk_error(OP, &self.host, e))?;
+        let secret = resp.into_model().map_err(|e| sdk_error(OP, &self.host, e))?;
         secret.value.map(Secret::new).ok_or_else(|| CallError::Other {
             op: OP,
             message: format!("secret {name} has no value"),

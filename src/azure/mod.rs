@@ -12,7 +12,7 @@ use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use azure_identity::{DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 
-use crate::http::{CallError, RetryPolicy};
+use crate::http::{self, CallError, RetryPolicy};
 
 /// Client options that send through our one HTTP client and retry by our policy.
 pub fn client_options(http: &reqwest::Client, retry: &RetryPolicy) -> ClientOptions {
@@ -52,35 +52,56 @@ pub fn credential(kind: CredentialKind, client_id: Option<&str>, options: Client
     })
 }
 
-/// An SDK error as a `CallError`, with the service's code and request id when there is one.
-pub fn sdk_error(op: &'static str, e: azure_core::Error) -> CallError {
+/// An SDK error as a `CallError`, in our words: the service's status, error code, message and
+/// request id when it answered; the cause in a few words when it did not ([`http::cause_of`]);
+/// never the SDK's `Debug` dump.
+pub fn sdk_error(op: &'static str, host: &str, e: azure_core::Error) -> CallError {
     match e.kind() {
         ErrorKind::HttpResponse {
             status,
             error_code,
             raw_response,
         } => {
-            let request_id = raw_response.as_ref().and_then(|r| {
-                r.headers()
-                    .get_optional_str(&azure_core::http::headers::HeaderName::from_static("x-ms-request-id"))
-                    .map(str::to_string)
-            });
+            let header = |name: &'static str| {
+                raw_response.as_ref().and_then(|r| {
+                    r.headers()
+                        .get_optional_str(&azure_core::http::headers::HeaderName::from_static(name))
+                        .map(str::to_string)
+                })
+            };
+            let body: Option<serde_json::Value> = raw_response.as_ref().and_then(|r| r.body().json().ok());
+            let message = body
+                .as_ref()
+                .and_then(|b| b["error"]["message"].as_str())
+                .map(http::one_line)
+                .unwrap_or_else(|| status.canonical_reason().to_string());
+            // The service's own code; the SDK falls back to the status number, which says nothing.
+            let code = header("x-ms-error-code")
+                .or_else(|| body.as_ref().and_then(|b| b["error"]["code"].as_str()).map(str::to_string))
+                .or_else(|| error_code.clone().filter(|c| !c.bytes().all(|b| b.is_ascii_digit())));
             CallError::Status {
                 op,
+                host: host.to_string(),
                 status: u16::from(*status),
-                code: error_code.clone(),
-                message: e.to_string(),
-                request_id,
+                code,
+                message,
+                request_id: header("x-ms-request-id"),
                 rate_limited: false,
             }
         }
         ErrorKind::Io | ErrorKind::Connection => CallError::Transport {
             op,
-            message: format!("{e:?}"),
+            host: host.to_string(),
+            cause: http::cause_of(&e),
+        },
+        ErrorKind::Credential => CallError::Other {
+            op,
+            message: format!("{host}: no token from the credential: {}", http::cause_of(&e)),
+            transient: true,
         },
         _ => CallError::Other {
             op,
-            message: format!("{e}: {e:?}"),
+            message: format!("{host}: {}", http::cause_of(&e)),
             transient: false,
         },
     }
