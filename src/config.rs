@@ -12,8 +12,9 @@ use crate::http::RetryPolicy;
 pub const DEFAULT_LABELS: &[&str] = &["self-hosted", "linux", "windows", "macos", "x64", "arm", "arm64"];
 
 /// Longest prefix that still leaves room for `-<run id>-<attempt>-<8 hex>` inside ARM's
-/// 63-character limit (run ids are int64: 19 digits; attempts: up to 10 digits).
-pub const MAX_PREFIX_LEN: usize = 63 - (1 + 19 + 1 + 10 + 1 + 8);
+/// 63-character limit for every id GitHub can send (read as u64: up to 20 digits; attempts as
+/// u32: up to 10 digits).
+pub const MAX_PREFIX_LEN: usize = 63 - (1 + 20 + 1 + 10 + 1 + 8);
 
 #[derive(Debug, thiserror::Error)]
 #[error("setting {setting}: {message}")]
@@ -69,6 +70,8 @@ pub struct Config {
     pub subnet_id: Option<String>,
     pub name_prefix: String,
     pub max_runners: u32,
+    /// `MAX_RUNNERS_PER_REPOSITORY`: one repository's share of `MAX_RUNNERS` (unset: all of it).
+    pub max_runners_per_repository: Option<u32>,
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
     pub sweep_schedule: String,
@@ -181,6 +184,17 @@ fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
         return Err(err(
             "RUNNER_NAME_PREFIX",
             format!("{prefix:?} is longer than {MAX_PREFIX_LEN} characters, so some runner names would exceed ARM's 63"),
+        ));
+    }
+    // A name is ours only by its grammar (`<prefix>-<digits>`, `<prefix>-<digits>-<digits>-<hex>`,
+    // `<prefix>-w-<hex>`). A prefix whose last part is digits or `w` could read another
+    // deployment's names as its own (`aci-5` would take `aci-5-1-abcdef01`... from `aci`), so
+    // no deployment may have one.
+    let last = prefix.rsplit('-').next().unwrap_or(prefix);
+    if last.bytes().all(|b| b.is_ascii_digit()) || last == "w" {
+        return Err(err(
+            "RUNNER_NAME_PREFIX",
+            format!("{prefix:?} may not end in -<digits> or -w: runner names of another deployment could then read as ours"),
         ));
     }
     if !prefix.as_bytes()[0].is_ascii_lowercase() {
@@ -303,6 +317,19 @@ impl Config {
         if max_runners == 0 {
             return Err(err("MAX_RUNNERS", "must be greater than 0"));
         }
+        let max_runners_per_repository = match r.opt("MAX_RUNNERS_PER_REPOSITORY") {
+            None => None,
+            Some(_) => {
+                let n = r.positive("MAX_RUNNERS_PER_REPOSITORY", 1)?;
+                if n > u64::from(max_runners) {
+                    return Err(err(
+                        "MAX_RUNNERS_PER_REPOSITORY",
+                        format!("{n} is more than MAX_RUNNERS ({max_runners}); leave it unset for no share"),
+                    ));
+                }
+                Some(n as u32)
+            }
+        };
         let idle = r.positive("RUNNER_IDLE_TIMEOUT_MINUTES", 15)?;
         let lifetime = r.positive("RUNNER_MAX_LIFETIME_MINUTES", 360)?;
         if lifetime < idle {
@@ -344,6 +371,7 @@ impl Config {
             subnet_id,
             name_prefix,
             max_runners,
+            max_runners_per_repository,
             idle_timeout: Duration::from_secs(idle * 60),
             max_lifetime: Duration::from_secs(lifetime * 60),
             sweep_schedule,
@@ -439,11 +467,15 @@ mod tests {
                 "a-very-long-runner-prefix-x",
             ),
             ("prefix starting with a digit", "RUNNER_NAME_PREFIX", "1aci"),
+            ("prefix ending in digits", "RUNNER_NAME_PREFIX", "aci-runner-2"),
+            ("prefix ending in the warm marker", "RUNNER_NAME_PREFIX", "aci-w"),
             ("scope neither repo nor org", "RUNNER_SCOPE", "enterprise"),
             ("cpu not a number", "RUNNER_CPU", "two"),
             ("memory zero", "RUNNER_MEMORY_GB", "0"),
             ("max runners zero", "MAX_RUNNERS", "0"),
             ("max runners negative", "MAX_RUNNERS", "-1"),
+            ("a share over the cap", "MAX_RUNNERS_PER_REPOSITORY", "21"),
+            ("a share of zero", "MAX_RUNNERS_PER_REPOSITORY", "0"),
             ("dry run not a bool", "DRY_RUN", "maybe"),
             ("only default labels can never be served", "RUNNER_LABELS", "self-hosted,linux"),
             ("five-field cron", "SWEEP_SCHEDULE", "*/5 * * * *"),
@@ -468,7 +500,7 @@ mod tests {
     fn longest_allowed_prefix_fits_every_name() {
         let prefix = "a".repeat(MAX_PREFIX_LEN);
         Config::from_env(&env(&[("RUNNER_NAME_PREFIX", &prefix)])).unwrap();
-        let longest = format!("{prefix}-{}-{}-{}", i64::MAX, u32::MAX, "abcdef01");
+        let longest = format!("{prefix}-{}-{}-{}", u64::MAX, u32::MAX, "abcdef01");
         assert!(check_arm_name(&longest).is_ok(), "{longest}");
     }
 

@@ -190,6 +190,23 @@ where
     }
 }
 
+/// Characters left as they are in a path segment: RFC 3986's unreserved set. Everything else,
+/// `/`, `?`, `#`, `%` and `.` runs included, is percent-encoded, so data can never change a path.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// One URL path segment built from data, percent-encoded. A segment of only dots (`.`, `..`),
+/// which a URL parser would resolve, has its dots encoded too.
+pub fn segment(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b == b'.') {
+        return s.replace('.', "%2E");
+    }
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
 /// A URL's host (and port, when it is not the scheme's own), for error messages.
 pub fn host_of(url: &reqwest::Url) -> String {
     match (url.host_str(), url.port()) {
@@ -275,6 +292,15 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(20),
         }
+    }
+
+    #[test]
+    fn data_cannot_change_a_path() {
+        assert_eq!(segment("aci-runner-1"), "aci-runner-1");
+        assert_eq!(segment("../rg"), "..%2Frg");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("a?b#c%d e"), "a%3Fb%23c%25d%20e");
+        assert_eq!(segment("Hello-World.js_x~"), "Hello-World.js_x~");
     }
 
     #[test]

@@ -51,6 +51,30 @@ pub fn owner_of(repository: &str) -> &str {
     repository.split('/').next().unwrap_or(repository)
 }
 
+/// GitHub's grammar for a user or organization login: 1 to 39 letters, digits and hyphens,
+/// not starting with a hyphen. (GitHub also refuses a trailing or doubled hyphen in new names,
+/// but some old logins have them, so they are accepted.)
+pub fn valid_owner(owner: &str) -> bool {
+    (1..=39).contains(&owner.len()) && !owner.starts_with('-') && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// GitHub's grammar for a repository name: 1 to 100 letters, digits, `.`, `_` and `-`, and
+/// never `.` or `..`.
+pub fn valid_repository_name(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `owner/name`, each part by GitHub's grammar, so it can go into a URL path as it is.
+pub fn valid_repository(full_name: &str) -> bool {
+    match full_name.split_once('/') {
+        Some((owner, name)) => valid_owner(owner) && valid_repository_name(name),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +86,36 @@ mod tests {
         assert_eq!(Target::of_repository(&org, "octo/hello"), Target::Org("octo"));
         assert_eq!(Target::named(&org, "octo"), Target::Org("octo"));
         assert_eq!(Target::of_repository(&org, "octo/hello").name(), "octo");
+    }
+
+    #[test]
+    fn names_from_outside_follow_githubs_grammar() {
+        for ok in ["octo/hello", "Octo-Org/hello.world", "a/b", "x/_private", "o/..x", "o/a-b_c.d"] {
+            assert!(valid_repository(ok), "{ok}");
+        }
+        let bad = [
+            ("a path", "owner/../../orgs/other"),
+            ("a third part", "owner/repo/extra"),
+            ("dot", "owner/."),
+            ("dot dot", "owner/.."),
+            ("no owner", "/repo"),
+            ("no name", "owner/"),
+            ("no slash", "owner"),
+            ("a query", "owner/repo?x=1"),
+            ("a fragment", "owner/repo#x"),
+            ("an encoded slash", "owner/repo%2f.."),
+            ("a space", "owner/re po"),
+            ("a backslash", "owner/re\\po"),
+            ("an owner starting with a hyphen", "-owner/repo"),
+            ("an owner with a dot", "own.er/repo"),
+            ("an owner of 40", &format!("{}/repo", "a".repeat(40))),
+            ("a name of 101", &format!("o/{}", "a".repeat(101))),
+            ("non-ASCII", "ownér/repo"),
+            ("empty", ""),
+        ];
+        for (rule, name) in bad {
+            assert!(!valid_repository(name), "{rule}: {name}");
+        }
+        assert!(valid_owner("octo-org") && !valid_owner("octo/org") && !valid_owner(""));
     }
 }

@@ -459,6 +459,15 @@ async fn completed_job_releases_its_runner_and_deletes_the_group() {
         .lock()
         .unwrap()
         .seed("aci-runner-51", true, "Succeeded", Some("Succeeded"), "2026-11-28T10:00:00Z");
+    // Made for the repository the deliveries come from.
+    b.arm
+        .lock()
+        .unwrap()
+        .groups
+        .get_mut("aci-runner-51")
+        .unwrap()
+        .tags
+        .insert("github-repository".into(), "Codertocat/Hello-World".into());
     let r = b
         .deliver(
             "workflow_job",
@@ -708,6 +717,15 @@ async fn dry_run_answers_and_enqueues_but_writes_nothing() {
         .lock()
         .unwrap()
         .seed("aci-runner-401", true, "Succeeded", Some("Succeeded"), "2026-11-28T10:00:00Z");
+    // Made for the repository the deliveries come from.
+    b.arm
+        .lock()
+        .unwrap()
+        .groups
+        .get_mut("aci-runner-401")
+        .unwrap()
+        .tags
+        .insert("github-repository".into(), "Codertocat/Hello-World".into());
     b.github
         .lock()
         .unwrap()

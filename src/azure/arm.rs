@@ -114,15 +114,30 @@ impl Arm {
         Ok(self.http.request(method, url).bearer_auth(token.token.secret()))
     }
 
-    fn group_url(&self, name: &str) -> String {
-        format!("{}{}/{name}?api-version={}", self.base, self.groups_path, self.api_version)
+    /// A group's URL. A name outside ARM's grammar (empty, a path, over 63 characters) is
+    /// refused here, so no data can reach the collection or another resource group.
+    fn group_url(&self, op: &'static str, name: &str) -> Result<String, CallError> {
+        if let Err(why) = crate::config::check_arm_name(name) {
+            return Err(CallError::Other {
+                op,
+                message: format!("container group name {why}"),
+                transient: false,
+            });
+        }
+        Ok(format!(
+            "{}{}/{}?api-version={}",
+            self.base,
+            self.groups_path,
+            http::segment(name),
+            self.api_version
+        ))
     }
 
     /// PUT the container group (create). ARM answers 201 (or 200) and creates it in the
     /// background; the sweeper removes any that end up failed.
     pub async fn put_group(&self, name: &str, body: &Value) -> Result<(), CallError> {
         const OP: &str = "arm.put-container-group";
-        let url = self.group_url(name);
+        let url = self.group_url(OP, name)?;
         http::send(OP, &self.retry, &[], || async {
             Ok(self.authed(OP, Method::PUT, &url).await?.json(body))
         })
@@ -133,7 +148,7 @@ impl Arm {
     /// GET one group with its instance view; `None` if it does not exist.
     pub async fn get_group(&self, name: &str) -> Result<Option<Group>, CallError> {
         const OP: &str = "arm.get-container-group";
-        let url = self.group_url(name);
+        let url = self.group_url(OP, name)?;
         let resp = http::send(OP, &self.retry, &[404], || async { self.authed(OP, Method::GET, &url).await }).await?;
         if resp.status().as_u16() == 404 {
             return Ok(None);
@@ -172,7 +187,7 @@ impl Arm {
     /// gone) all count as done.
     pub async fn delete_group(&self, name: &str) -> Result<(), CallError> {
         const OP: &str = "arm.delete-container-group";
-        let url = self.group_url(name);
+        let url = self.group_url(OP, name)?;
         http::send(OP, &self.retry, &[404], || async { self.authed(OP, Method::DELETE, &url).await }).await?;
         Ok(())
     }

@@ -11,6 +11,7 @@ use crate::log;
 use crate::rules::jobs::{decide, Decision};
 use crate::rules::request::Request;
 use crate::secret::Secret;
+use crate::target::valid_repository;
 
 /// What became of a delivery. [`Answer::reply`] is the one place that maps it to HTTP.
 #[derive(Debug)]
@@ -78,6 +79,10 @@ async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
         Err(e) => Answer::Malformed(e.to_string()),
         Ok(Delivery::Ping) => Answer::Ignored("ping".into()),
         Ok(Delivery::Other(event)) => Answer::Ignored(format!("event {event} is not handled")),
+        // Names reach GitHub's and ARM's URLs: one that does not fit GitHub's grammar is refused.
+        Ok(Delivery::WorkflowJob(ev)) if !valid_repository(&ev.repository) => {
+            Answer::Malformed(format!("repository {:?} is not owner/name", ev.repository))
+        }
         Ok(Delivery::WorkflowJob(ev)) => match decide(&ev, &app.cfg) {
             Decision::Enqueue(r) => Answer::Accepted(r),
             Decision::Ignore(why) => Answer::Ignored(why),

@@ -10,9 +10,10 @@ use crate::azure::arm::Group;
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
-use crate::rules::admission::Refusal;
-use crate::rules::group::{container_group_body, is_managed};
+use crate::rules::admission::{Limits, Refusal, Seen};
+use crate::rules::group::{container_group_body, is_managed, made_for, tag, target_name};
 use crate::rules::jobs::still_queued;
+use crate::rules::names;
 use crate::rules::request::{Create, Origin, Release, Request};
 use crate::secret::Secret;
 
@@ -32,9 +33,14 @@ enum Done {
     DryRun,
     JobNotQueued(String),
     RunCompleted(String),
-    Released { deregistered: bool, deleted: bool },
+    Released {
+        deregistered: bool,
+        deleted: bool,
+    },
     KeptBusy,
     NotManaged,
+    /// The group was made for another repository or organization (named here).
+    OtherTarget(String),
 }
 
 impl std::fmt::Display for Done {
@@ -49,6 +55,7 @@ impl std::fmt::Display for Done {
             Done::Released { deregistered, deleted } => write!(f, "released deregistered={deregistered} deleted={deleted}"),
             Done::KeptBusy => f.write_str("kept: runner is busy with another job"),
             Done::NotManaged => f.write_str("left alone: group is not managed-by=aci-runners"),
+            Done::OtherTarget(t) => write!(f, "left alone: group was made for {t}, not for this delivery's target"),
         }
     }
 }
@@ -86,6 +93,14 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
             return Outcome::Done(InvokeResponse::default());
         }
     };
+    // A message that does not fit our grammar never reaches GitHub or ARM, and is not retried.
+    if let Err(e) = request.check(&app.cfg.name_prefix) {
+        log::error(
+            "provision.dropped",
+            &[("op", &request.op()), ("error", &format!("message refused: {e}"))],
+        );
+        return Outcome::Done(InvokeResponse::default());
+    }
     let runner = request.runner().to_string();
     let attempt = item.dequeue_count;
     let work = async {
@@ -126,21 +141,33 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     }
 }
 
-/// Groups that count against `MAX_RUNNERS`: managed, not terminated or failed. The list has
-/// no instance view, so when the list alone says we are at the cap, each candidate's state
-/// is read before refusing.
-async fn live_groups(app: &App, listed: &[Group]) -> Result<usize, CallError> {
-    let candidates: Vec<&Group> = listed.iter().filter(|g| is_managed(&g.tags) && !g.terminal()).collect();
-    if candidates.len() < app.cfg.max_runners as usize {
-        return Ok(candidates.len());
+/// Groups of ours that count against `MAX_RUNNERS` (managed, named with our prefix, not
+/// terminated or failed), and how many of them were made for `repository`. The list has no
+/// instance view, so when the list alone says a cap is reached, each candidate's state is read
+/// before refusing.
+async fn live_groups(app: &App, listed: &[Group], repository: &str) -> Result<(usize, usize), CallError> {
+    let cfg = &app.cfg;
+    let candidates: Vec<&Group> = listed
+        .iter()
+        .filter(|g| is_managed(&g.tags) && names::is_ours(&cfg.name_prefix, &g.name) && !g.terminal())
+        .collect();
+    let mine = |g: &Group| g.tags.get(tag::REPOSITORY).is_some_and(|r| r.eq_ignore_ascii_case(repository));
+    let in_repository = candidates.iter().filter(|g| mine(g)).count();
+    let at_cap =
+        candidates.len() >= cfg.max_runners as usize || cfg.max_runners_per_repository.is_some_and(|share| in_repository >= share as usize);
+    if !at_cap {
+        return Ok((candidates.len(), in_repository));
     }
-    let mut live = 0;
+    let (mut live, mut live_in_repository) = (0, 0);
     for g in candidates {
-        if let Some(g) = app.arm.get_group(&g.name).await? {
-            live += usize::from(!g.terminal());
+        if let Some(full) = app.arm.get_group(&g.name).await? {
+            if !full.terminal() {
+                live += 1;
+                live_in_repository += usize::from(mine(g));
+            }
         }
     }
-    Ok(live)
+    Ok((live, live_in_repository))
 }
 
 async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
@@ -174,11 +201,27 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         return Ok(Done::Exists);
     }
     let listed: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
-    let live = live_groups(app, &groups).await?;
+    let (live, live_in_repository) = live_groups(app, &groups, &c.repository).await?;
     let max = cfg.max_runners as usize;
-    let ticket = match app.admissions.admit(&c.runner, &listed, live, max, list_started) {
+    let seen = Seen {
+        listed: &listed,
+        live,
+        live_in_repository,
+        started: list_started,
+    };
+    let limits = Limits {
+        max,
+        per_repository: cfg.max_runners_per_repository.map(|n| n as usize),
+    };
+    let ticket = match app.admissions.admit(&c.runner, &c.repository, seen, limits) {
         Ok(t) => t,
         Err(Refusal::UnderWay) => return Ok(Done::UnderWay),
+        Err(Refusal::RepositoryFull { live, pending, share }) => {
+            return Err(Failure::Retry(format!(
+                "MAX_RUNNERS_PER_REPOSITORY reached for {} ({live} live and {pending} being created here, of {share})",
+                c.repository
+            )))
+        }
         Err(Refusal::Full { live, pending: 0 }) => return Err(Failure::Retry(format!("MAX_RUNNERS reached ({live} of {max} live)"))),
         Err(Refusal::Full { live, pending }) => {
             return Err(Failure::Retry(format!(
@@ -246,8 +289,15 @@ async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     let target = app.target(&r.repository);
 
     let group = app.arm.get_group(&r.runner).await?;
-    if group.as_ref().is_some_and(|g| !is_managed(&g.tags)) {
-        return Ok(Done::NotManaged);
+    if let Some(g) = &group {
+        if !is_managed(&g.tags) {
+            return Ok(Done::NotManaged);
+        }
+        // Only the repository (repo scope) or organization (org scope) a group was made for
+        // may release it: a signed delivery from another repository naming it is refused.
+        if !made_for(&cfg.scope, &g.tags, &r.repository) {
+            return Ok(Done::OtherTarget(target_name(&cfg.scope, &g.tags).unwrap_or_else(|| "-".into())));
+        }
     }
     let runner = app.github.runner_by_name(&pat, target, &r.runner).await?;
     if r.only_if_idle && runner.as_ref().is_some_and(|x| x.busy) {

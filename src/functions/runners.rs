@@ -13,6 +13,7 @@ use crate::rules::group::{is_managed, tag};
 use crate::rules::jobs::workflow_labels;
 use crate::rules::names::{is_ours, workflow_runner_name};
 use crate::rules::request::{Create, Origin, Release, Request};
+use crate::target::valid_repository;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -100,6 +101,9 @@ async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
         }
         Err(e) => return Answer::Unauthorized(e),
     };
+    if !valid_repository(&claims.repository) {
+        return Answer::BadRequest(format!("the token's repository {:?} is not owner/name", claims.repository));
+    }
     if !app.cfg.repository_allowed(&claims.repository) {
         return Answer::Forbidden(format!("repository {} is not allowed", claims.repository));
     }

@@ -121,7 +121,12 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             return report;
         }
     };
-    let managed: Vec<Group> = listed.into_iter().filter(|g| is_managed(&g.tags)).collect();
+    // Ours: managed, and named with this deployment's prefix (a sibling deployment in the same
+    // resource group has its own sweeper).
+    let managed: Vec<Group> = listed
+        .into_iter()
+        .filter(|g| is_managed(&g.tags) && names::is_ours(&cfg.name_prefix, &g.name))
+        .collect();
     let states = futures::stream::iter(managed.into_iter().map(|g| state_of(app, g)))
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>()
@@ -140,11 +145,19 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
     report.groups_seen = groups.len();
 
     // 2. Our runners, in every repository or organization that may hold one.
-    let mut targets: BTreeSet<String> = groups.iter().filter_map(|g| target_name(&cfg.scope, &g.tags)).collect();
-    match cfg.scope {
-        Scope::Repo => targets.extend(cfg.allowed_repositories.iter().cloned()),
-        Scope::Org { .. } => targets.extend(cfg.allowed_owners.iter().cloned()),
-    }
+    // Each target once: GitHub's names compare case-insensitively.
+    let allowed = match cfg.scope {
+        Scope::Repo => &cfg.allowed_repositories,
+        Scope::Org { .. } => &cfg.allowed_owners,
+    };
+    let targets: BTreeSet<String> = groups
+        .iter()
+        .filter_map(|g| target_name(&cfg.scope, &g.tags))
+        .chain(allowed.iter().cloned())
+        .map(|t| (t.to_ascii_lowercase(), t))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_values()
+        .collect();
     let mut unlisted: HashSet<String> = HashSet::new();
     let mut runners: Vec<RunnerView> = Vec::new();
     let pat = match app.secrets.get(&cfg.pat_secret_name).await {
@@ -189,6 +202,7 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         .map(|g| GroupView {
             name: g.name.clone(),
             managed: is_managed(&g.tags),
+            ours: names::is_ours(&cfg.name_prefix, &g.name),
             terminal: g.terminal() && !unknown_state.contains(&g.name),
             created_at: created_at(&g.tags),
             target: target_name(&cfg.scope, &g.tags),

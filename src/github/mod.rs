@@ -11,11 +11,20 @@ use crate::http::{self, CallError, RetryPolicy};
 use crate::secret::Secret;
 use crate::target::Target;
 
-/// The API path of a target: `/repos/{owner}/{name}` or `/orgs/{org}`.
+/// The API path of a target: `/repos/{owner}/{name}` or `/orgs/{org}`, each part
+/// percent-encoded so no name can reach another path.
 fn target_path(target: &Target<'_>) -> String {
     match target {
-        Target::Repo(r) => format!("/repos/{r}"),
-        Target::Org(o) => format!("/orgs/{o}"),
+        Target::Repo(r) => repo_path(r),
+        Target::Org(o) => format!("/orgs/{}", http::segment(o)),
+    }
+}
+
+/// `/repos/{owner}/{name}` for `owner/name`.
+fn repo_path(repository: &str) -> String {
+    match repository.split_once('/') {
+        Some((owner, name)) => format!("/repos/{}/{}", http::segment(owner), http::segment(name)),
+        None => format!("/repos/{}", http::segment(repository)),
     }
 }
 
@@ -168,13 +177,13 @@ impl GitHub {
 
     /// A job's `status` (`queued`, `in_progress`, `completed`, …), or `None` if it is gone.
     pub async fn job_status(&self, pat: &Secret, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
-        self.status_of("github.get-job", &format!("/repos/{repository}/actions/jobs/{job_id}"), pat)
+        self.status_of("github.get-job", &format!("{}/actions/jobs/{job_id}", repo_path(repository)), pat)
             .await
     }
 
     /// A workflow run's `status` (`queued`, `in_progress`, `completed`, …), or `None` if gone.
     pub async fn run_status(&self, pat: &Secret, repository: &str, run_id: u64) -> Result<Option<String>, CallError> {
-        self.status_of("github.get-run", &format!("/repos/{repository}/actions/runs/{run_id}"), pat)
+        self.status_of("github.get-run", &format!("{}/actions/runs/{run_id}", repo_path(repository)), pat)
             .await
     }
 

@@ -10,7 +10,7 @@ use crate::clock::{parse_rfc3339, rfc3339};
 use crate::config::{Config, Scope};
 use crate::rules::request::{Create, Origin};
 use crate::secret::Secret;
-use crate::target::owner_of;
+use crate::target::{owner_of, valid_owner, valid_repository, Target};
 
 /// The value of the `managed-by` tag; the sweeper never touches a group without it.
 pub const MANAGED_BY: &str = "aci-runners";
@@ -55,12 +55,25 @@ pub fn created_at(tags: &BTreeMap<String, String>) -> Option<OffsetDateTime> {
 
 /// Where its runner is registered, by the scope's naming (see [`crate::target::Target::named`]):
 /// the `github-repository` tag in repo scope; `github-owner` (or the repository's owner) in org scope.
+/// A tag that does not fit GitHub's grammar (anyone who may write tags in the resource group
+/// can set one) names no target, so it never reaches a URL.
 pub fn target_name(scope: &Scope, tags: &BTreeMap<String, String>) -> Option<String> {
     let repo = tags.get(tag::REPOSITORY);
     match scope {
-        Scope::Repo => repo.cloned(),
-        Scope::Org { .. } => tags.get(tag::OWNER).cloned().or_else(|| repo.map(|r| owner_of(r).to_string())),
+        Scope::Repo => repo.cloned().filter(|r| valid_repository(r)),
+        Scope::Org { .. } => tags
+            .get(tag::OWNER)
+            .cloned()
+            .or_else(|| repo.map(|r| owner_of(r).to_string()))
+            .filter(|o| valid_owner(o)),
     }
+}
+
+/// Was the group made for this repository's target (its repository in repo scope, its owner
+/// in org scope)? Only then may that repository's deliveries or tokens act on it.
+pub fn made_for(scope: &Scope, tags: &BTreeMap<String, String>, repository: &str) -> bool {
+    let theirs = Target::of_repository(scope, repository);
+    target_name(scope, tags).is_some_and(|t| t.eq_ignore_ascii_case(theirs.name()))
 }
 
 /// A webhook group's runner request, rebuilt from its tags (`None` for any other group).
@@ -180,5 +193,33 @@ mod tests {
         let mut other = t.clone();
         other.insert(tag::MANAGED_BY.into(), "someone-else".into());
         assert!(!is_managed(&other));
+    }
+
+    #[test]
+    fn a_group_acts_only_for_the_target_it_was_made_for() {
+        let tagged = |repo: &str| -> BTreeMap<String, String> {
+            let mut c = create();
+            c.repository = repo.into();
+            tags(&cfg(&[("RUNNER_SCOPE", "org")]), &c, OffsetDateTime::UNIX_EPOCH)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+        };
+        let a = tagged("octo-org/a");
+        assert!(made_for(&Scope::Repo, &a, "octo-org/a"));
+        assert!(
+            made_for(&Scope::Repo, &a, "Octo-Org/A"),
+            "GitHub's names compare case-insensitively"
+        );
+        assert!(!made_for(&Scope::Repo, &a, "octo-org/b"), "another repository of the same owner");
+        assert!(!made_for(&Scope::Repo, &a, "evil/a"), "another owner's repository of the same name");
+        let org = Scope::Org { runner_group_id: 1 };
+        assert!(made_for(&org, &a, "octo-org/b"), "org scope: the organization's runner");
+        assert!(!made_for(&org, &a, "other-org/a"), "org scope: another organization");
+        let mut forged = a.clone();
+        forged.insert(tag::REPOSITORY.into(), "octo-org/../../orgs/x".into());
+        forged.remove(tag::OWNER);
+        assert_eq!(target_name(&Scope::Repo, &forged), None, "a tag outside the grammar names nothing");
+        assert!(!made_for(&Scope::Repo, &forged, "octo-org/../../orgs/x"));
     }
 }

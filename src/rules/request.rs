@@ -3,6 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::names::{self, Name};
+use crate::target::valid_repository;
+
+/// The most labels a runner carries: `RUNNER_LABELS` and a workflow step's own.
+pub const MAX_LABELS: usize = 64;
+
+/// A label as GitHub takes it: 1 to 100 characters, no whitespace, no control characters.
+pub fn valid_label(label: &str) -> bool {
+    (1..=100).contains(&label.len()) && !label.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// Where a runner request came from (the `origin` tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +87,32 @@ impl Request {
         }
     }
 
+    /// Does the message fit our grammar? Its runner name parses with `prefix` and matches
+    /// what it says it was made from, its repository is GitHub's `owner/name`, its labels are
+    /// labels. Everything here reaches a URL or a body, so nothing else is let through.
+    pub fn check(&self, prefix: &str) -> Result<(), String> {
+        let name = names::parse(prefix, self.runner()).ok_or_else(|| format!("runner {:?} is not a name of ours", self.runner()))?;
+        if !valid_repository(self.repository()) {
+            return Err(format!("repository {:?} is not owner/name", self.repository()));
+        }
+        let Request::Create(c) = self else { return Ok(()) };
+        let matches = match (c.origin, name) {
+            (Origin::Webhook, Name::Job(id)) => c.job == Some(id),
+            (Origin::Workflow, Name::Workflow { run, attempt }) => c.job.is_none() && c.run == run && c.attempt == attempt,
+            _ => false,
+        };
+        if !matches {
+            return Err(format!("runner {:?} was not made from this message's job or run", c.runner));
+        }
+        if c.labels.is_empty() || c.labels.len() > MAX_LABELS {
+            return Err(format!("{} labels; 1 to {MAX_LABELS} are allowed", c.labels.len()));
+        }
+        if let Some(bad) = c.labels.iter().find(|l| !valid_label(l)) {
+            return Err(format!("label {bad:?} is not a label"));
+        }
+        Ok(())
+    }
+
     pub fn to_message(&self) -> String {
         serde_json::to_string(self).expect("a request always serialises")
     }
@@ -121,6 +158,75 @@ mod tests {
                 assert!(!k.ends_with("trigger"), "{k}");
             }
             assert_eq!(serde_json::from_value::<Request>(v).unwrap(), r);
+        }
+    }
+
+    fn create() -> Create {
+        Create {
+            runner: "aci-runner-42".into(),
+            repository: "octo-org/octo-repo".into(),
+            origin: Origin::Webhook,
+            job: Some(42),
+            run: 7,
+            attempt: 1,
+            labels: vec!["self-hosted".into(), "aci".into()],
+        }
+    }
+
+    #[test]
+    fn messages_that_do_not_fit_the_grammar_are_refused() {
+        let ok = Request::Create(create());
+        assert_eq!(ok.check("aci-runner"), Ok(()));
+        let workflow = Request::Create(Create {
+            runner: crate::rules::names::workflow_runner_name("aci-runner", 7, 2, "k"),
+            origin: Origin::Workflow,
+            job: None,
+            run: 7,
+            attempt: 2,
+            ..create()
+        });
+        assert_eq!(workflow.check("aci-runner"), Ok(()));
+        let with = |f: &dyn Fn(&mut Create)| {
+            let mut c = create();
+            f(&mut c);
+            Request::Create(c)
+        };
+        let cases: Vec<(&str, Request)> = vec![
+            ("a path in the runner name", with(&|c| c.runner = "../other-rg/providers/x".into())),
+            ("an empty runner name", with(&|c| c.runner = String::new())),
+            ("another deployment's prefix", with(&|c| c.runner = "aci-runnerx-42".into())),
+            ("a name not made from the job", with(&|c| c.job = Some(43))),
+            ("a webhook request without a job", with(&|c| c.job = None)),
+            (
+                "a path in the repository",
+                with(&|c| c.repository = "owner/../../orgs/other".into()),
+            ),
+            ("a repository without owner", with(&|c| c.repository = "repo".into())),
+            ("no labels", with(&|c| c.labels.clear())),
+            ("a label with a newline", with(&|c| c.labels.push("a\nb".into()))),
+            ("too many labels", with(&|c| c.labels = (0..65).map(|i| format!("l{i}")).collect())),
+            (
+                "a workflow name that says another run",
+                Request::Create(Create {
+                    runner: crate::rules::names::workflow_runner_name("aci-runner", 8, 2, "k"),
+                    origin: Origin::Workflow,
+                    job: None,
+                    run: 7,
+                    attempt: 2,
+                    ..create()
+                }),
+            ),
+            (
+                "a release of a name that is not ours",
+                Request::Release(Release {
+                    runner: "GitHub Actions 5".into(),
+                    repository: "octo-org/octo-repo".into(),
+                    only_if_idle: false,
+                }),
+            ),
+        ];
+        for (rule, r) in cases {
+            assert!(r.check("aci-runner").is_err(), "{rule}");
         }
     }
 }

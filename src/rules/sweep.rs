@@ -13,12 +13,21 @@ pub struct GroupView {
     pub name: String,
     /// `managed-by=aci-runners`; anything else is never touched.
     pub managed: bool,
+    /// Its name parses with this deployment's prefix ([`crate::rules::names::parse`]); a
+    /// sibling deployment's managed group (another prefix) is never touched.
+    pub ours: bool,
     /// Exited, failed or canceled.
     pub terminal: bool,
     /// From the `created-at` tag.
     pub created_at: Option<OffsetDateTime>,
     /// Where its runner is registered: the repository (repo scope) or organization (org scope).
     pub target: Option<String>,
+}
+
+/// A runner is (target, name): the same name in another repository or organization is
+/// another runner. GitHub's names compare case-insensitively.
+fn key(target: &str, name: &str) -> (String, String) {
+    (target.to_ascii_lowercase(), name.to_string())
 }
 
 /// A GitHub runner named with our prefix.
@@ -98,15 +107,17 @@ pub fn ghost_candidates<'a>(groups: &[GroupView], runners: &'a [RunnerView], rul
     if rules.org_scope {
         return vec![];
     }
-    let names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    let groups: HashSet<(String, String)> = groups.iter().filter_map(|g| g.target.as_ref().map(|t| key(t, &g.name))).collect();
     runners
         .iter()
-        .filter(|r| !r.online && !r.busy && !names.contains(r.name.as_str()))
+        .filter(|r| !r.online && !r.busy && !groups.contains(&key(&r.target, &r.name)))
         .collect()
 }
 
 /// The sweeper's rules, in order:
-/// - a group without `managed-by=aci-runners` is never touched;
+/// - a group without `managed-by=aci-runners`, or whose name does not parse with this
+///   deployment's prefix, is never touched;
+/// - a group's runner is the registration of its name in its own target only;
 /// - a terminated or failed group is deleted (its runner, if still registered and not busy,
 ///   deregistered first);
 /// - a group older than the lifetime cap: deregister, delete (even if deregistering fails);
@@ -121,15 +132,17 @@ pub fn select(
     still_needed: &HashSet<String>,
     rules: &Rules,
 ) -> Vec<Deletion> {
-    let by_name: HashMap<&str, &RunnerView> = runners.iter().map(|r| (r.name.as_str(), r)).collect();
+    let by_key: HashMap<(String, String), &RunnerView> = runners.iter().map(|r| (key(&r.target, &r.name), r)).collect();
+    let unlisted: HashSet<String> = unlisted.iter().map(|t| t.to_ascii_lowercase()).collect();
     let reference = |r: &RunnerView| RunnerRef {
         id: r.id,
         name: r.name.clone(),
         target: r.target.clone(),
     };
     let mut out = Vec::new();
-    for g in groups.iter().filter(|g| g.managed) {
-        let runner = by_name.get(g.name.as_str()).copied();
+    for g in groups.iter().filter(|g| g.managed && g.ours) {
+        // Its runner is the one of its name in its own target, and nowhere else.
+        let runner = g.target.as_ref().and_then(|t| by_key.get(&key(t, &g.name)).copied());
         let age = g.created_at.map(|c| rules.now - c).and_then(|d| Duration::try_from(d).ok());
         let older_than = |limit: Duration| age.is_some_and(|a| a > limit);
         if g.terminal {
@@ -147,7 +160,7 @@ pub fn select(
                 keep_group_if_deregister_fails: false,
             });
         } else if older_than(rules.idle_timeout) && !runner.is_some_and(|r| r.busy) {
-            let listed = g.target.as_ref().is_some_and(|t| !unlisted.contains(t));
+            let listed = g.target.as_ref().is_some_and(|t| !unlisted.contains(&t.to_ascii_lowercase()));
             if listed {
                 out.push(Deletion {
                     reason: Reason::Idle,
@@ -191,6 +204,7 @@ mod tests {
         GroupView {
             name: name.into(),
             managed: true,
+            ours: true,
             terminal,
             created_at: Some(NOW - time::Duration::minutes(minutes_old)),
             target: Some("o/r".into()),
@@ -373,5 +387,62 @@ mod tests {
     fn a_registration_with_a_group_is_no_ghost() {
         let runners = [runner("aci-runner-1", false, false)];
         assert!(ghost_candidates(&[group("aci-runner-1", 1, false)], &runners, &rules()).is_empty());
+    }
+
+    #[test]
+    fn a_sibling_deployments_group_is_never_touched() {
+        let mut g = group("aci-runner-2-1", 1000, true);
+        g.ours = false;
+        let mut idle = group("aci-runner-2-7", 30, false);
+        idle.ours = false;
+        assert!(run(&[g, idle], &[runner("aci-runner-2-7", false, true)], &[], &[], &rules()).is_empty());
+    }
+
+    #[test]
+    fn a_same_named_idle_runner_in_another_repository_does_not_make_a_busy_group_idle() {
+        let mut elsewhere = runner("aci-runner-1", false, true);
+        elsewhere.target = "other/repo".into();
+        // Either order of the list: the group's own runner is the busy one in o/r.
+        for runners in [
+            vec![runner("aci-runner-1", true, true), elsewhere.clone()],
+            vec![elsewhere.clone(), runner("aci-runner-1", true, true)],
+        ] {
+            let got = run(&[group("aci-runner-1", 30, false)], &runners, &[], &[], &rules());
+            assert!(got.is_empty(), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn a_group_deregisters_only_the_runner_in_its_own_target() {
+        let mut elsewhere = runner("aci-runner-1", false, false);
+        elsewhere.target = "other/repo".into();
+        elsewhere.id = 999;
+        let d = select(
+            &[group("aci-runner-1", 400, false)],
+            std::slice::from_ref(&elsewhere),
+            &HashSet::new(),
+            &HashSet::new(),
+            &rules(),
+        );
+        let lifetime = d.iter().find(|d| d.reason == Reason::Lifetime).unwrap();
+        assert_eq!(lifetime.deregister, None, "the runner in other/repo is not this group's");
+        // The other repository's offline runner of that name has no group there: it is a ghost
+        // of its own, judged in its own target.
+        let ghost = d.iter().find(|d| d.reason == Reason::Ghost).unwrap();
+        assert_eq!(ghost.deregister.as_ref().map(|r| r.target.as_str()), Some("other/repo"));
+    }
+
+    #[test]
+    fn targets_compare_case_insensitively() {
+        let mut r = runner("aci-runner-1", true, true);
+        r.target = "O/R".into();
+        assert!(
+            run(&[group("aci-runner-1", 30, false)], &[r], &[], &[], &rules()).is_empty(),
+            "busy"
+        );
+        assert!(
+            run(&[group("aci-runner-1", 30, false)], &[], &["O/R"], &[], &rules()).is_empty(),
+            "unlisted"
+        );
     }
 }
