@@ -48,9 +48,13 @@ fn serve(env: &dyn Env) -> anyhow::Result<()> {
             .build()?
     };
     let extra_roots = cli::extra_roots(env)?;
+    let options = host::ServeOptions {
+        header_read_timeout: cfg.host_header_timeout,
+        ..Default::default()
+    };
     runtime.block_on(async move {
         let app = Arc::new(App::new(cfg, CredentialKind::ManagedIdentity, extra_roots.as_deref())?);
         log::info("handler.starting", &[("version", &http::USER_AGENT), ("dry_run", &dry_run)]);
-        host::serve(port, app.functions()).await
+        host::serve(port, app.functions(), options).await
     })
 }

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -147,8 +148,15 @@ async fn read_bounded(mut body: Incoming, limit: usize) -> Result<Option<Bytes>,
     Ok(Some(first.unwrap_or_else(|| more.freeze())))
 }
 
-async fn invoke(function: Function, name: &str, body: Incoming) -> Response {
-    let envelope = match read_bounded(body, MAX_ENVELOPE_BYTES).await {
+async fn invoke(function: Function, name: &str, body: Incoming, read_timeout: Duration) -> Response {
+    let read = match tokio::time::timeout(read_timeout, read_bounded(body, MAX_ENVELOPE_BYTES)).await {
+        Ok(read) => read,
+        Err(_) => {
+            crate::log::error("host.read-timeout", &[("function", &name), ("after_ms", &read_timeout.as_millis())]);
+            return json_reply(StatusCode::REQUEST_TIMEOUT, &json!({"error": "request body incomplete"}));
+        }
+    };
+    let envelope = match read {
         Ok(Some(b)) => b,
         Ok(None) => {
             crate::log::error("host.too-large", &[("function", &name), ("limit_bytes", &MAX_ENVELOPE_BYTES)]);
@@ -167,7 +175,7 @@ async fn invoke(function: Function, name: &str, body: Incoming) -> Response {
 }
 
 /// The protocol's two routes: `GET /` (readiness) and `POST /<function>` (an invocation).
-async fn route(functions: Arc<Functions>, req: hyper::Request<Incoming>) -> Result<Response, Infallible> {
+async fn route(functions: Arc<Functions>, options: ServeOptions, req: hyper::Request<Incoming>) -> Result<Response, Infallible> {
     let path = req.uri().path();
     if path == "/" {
         return Ok(if req.method() == Method::GET {
@@ -188,32 +196,88 @@ async fn route(functions: Arc<Functions>, req: hyper::Request<Incoming>) -> Resu
         ));
     }
     let name = name.to_string();
-    Ok(invoke(function, &name, req.into_body()).await)
+    Ok(invoke(function, &name, req.into_body(), options.body_read_timeout).await)
+}
+
+/// How the port treats its clients. The host is the only client meant to connect, but the
+/// port must outlast anything else on the machine that does.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// A connection that has not sent a request's headers in this long is closed.
+    pub header_read_timeout: Duration,
+    /// A request whose body has not arrived whole in this long is answered 408 and closed.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// After a failed `accept` (out of file descriptors, most often), wait before trying again:
+/// 10 ms, doubling to 1 s while it keeps failing, so the loop neither spins nor floods stderr.
+/// One line is logged per failure streak, and one when accepting works again.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    /// The wait after one more failure.
+    fn failed(&mut self) -> Duration {
+        self.failures += 1;
+        Self::FIRST.saturating_mul(1 << (self.failures - 1).min(7)).min(Self::MAX)
+    }
+
+    /// Accepting works again; returns how many failures the streak had.
+    fn recovered(&mut self) -> u32 {
+        std::mem::take(&mut self.failures)
+    }
 }
 
 /// Serves the functions on `127.0.0.1:<port>` (the host connects to IPv4 loopback) until the
 /// process ends. Connections get `TCP_NODELAY`: answers are small, and Nagle's algorithm with
 /// delayed ACKs would hold some of them back for 40 ms.
-pub async fn serve(port: u16, functions: Functions) -> anyhow::Result<()> {
+pub async fn serve(port: u16, functions: Functions, options: ServeOptions) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     crate::log::info("host.listening", &[("address", &addr)]);
     let functions = Arc::new(functions);
+    let mut backoff = AcceptBackoff::default();
     loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(c) => c,
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => {
+                let failures = backoff.recovered();
+                if failures > 0 {
+                    crate::log::info("host.accepting-again", &[("failures", &failures)]);
+                }
+                tcp
+            }
             Err(e) => {
-                crate::log::error("host.accept-failed", &[("error", &e)]);
+                let wait = backoff.failed();
+                if backoff.failures == 1 {
+                    crate::log::error("host.accept-failed", &[("error", &e), ("retry_ms", &wait.as_millis())]);
+                }
+                tokio::time::sleep(wait).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
         let functions = functions.clone();
-        let svc = hyper::service::service_fn(move |req| route(functions.clone(), req));
+        let svc = hyper::service::service_fn(move |req| route(functions.clone(), options, req));
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(options.header_read_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
                 .await;
         });
@@ -278,5 +342,14 @@ mod tests {
         assert_eq!(v["Outputs"]["res"]["body"], r#"{"ok":true}"#);
         assert_eq!(v["Outputs"]["requests"][0], r#"{"op":"create"}"#);
         assert_eq!(v["ReturnValue"], Value::Null);
+    }
+
+    #[test]
+    fn accept_failures_back_off_to_a_second_and_reset() {
+        let mut b = AcceptBackoff::default();
+        let waits: Vec<u128> = (0..10).map(|_| b.failed().as_millis()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        assert_eq!(b.recovered(), 10);
+        assert_eq!(b.failed().as_millis(), 10, "a new streak starts small");
     }
 }
