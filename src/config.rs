@@ -222,6 +222,27 @@ fn check_labels(labels: &[String]) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// GitHub's default audience is the owner's URL (`https://github.com/OWNER`, or
+/// `https://HOST/OWNER` on GitHub Enterprise Server): every workflow of that owner gets it
+/// without asking, for any service. `OIDC_AUDIENCE` must be one the workflow asks for on purpose.
+fn check_audience(cfg: &Config) -> Result<(), ConfigError> {
+    let Some(aud) = &cfg.oidc_audience else { return Ok(()) };
+    let host_of = |u: &str| {
+        u.split("://")
+            .nth(1)
+            .map(|r| r.split(['/', ':']).next().unwrap_or("").to_ascii_lowercase())
+    };
+    let github_host = host_of(&cfg.github_api_url).map(|h| h.trim_start_matches("api.").to_string());
+    let aud_host = host_of(aud);
+    if aud_host.is_some() && (aud_host.as_deref() == Some("github.com") || aud_host == github_host) {
+        return Err(err(
+            "OIDC_AUDIENCE",
+            format!("{aud:?} is on GitHub's own host, where GitHub's default audience (the owner's URL, which every workflow gets) lives; choose a name of your own, e.g. aci-runners"),
+        ));
+    }
+    Ok(())
+}
+
 /// NCRONTAB as the Functions timer trigger takes it: six fields, seconds first.
 fn check_schedule(s: &str) -> Result<(), ConfigError> {
     let fields = s.split_whitespace().count();
@@ -358,7 +379,7 @@ impl Config {
             max_delay: Duration::from_millis(r.parse("RETRY_MAX_DELAY_MS", 20_000, "a number of milliseconds")?),
         };
 
-        Ok(Config {
+        let cfg = Config {
             key_vault_url,
             pat_secret_name: r.or("GITHUB_PAT_SECRET_NAME", "github-pat"),
             webhook_secret_name: r.or("GITHUB_WEBHOOK_SECRET_NAME", "github-webhook-secret"),
@@ -390,7 +411,21 @@ impl Config {
             retry,
             secret_cache_ttl: Duration::from_secs(r.parse("SECRET_CACHE_SECONDS", 300, "a number of seconds")?),
             host_header_timeout: Duration::from_millis(r.positive("HOST_HEADER_TIMEOUT_MS", 10_000)?),
-        })
+        };
+        check_audience(&cfg)?;
+        Ok(cfg)
+    }
+
+    /// What is allowed but probably not meant, one sentence each (logged at start, shown by `check`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = vec![];
+        if self.oidc_audience.is_some() && self.allowed_repositories.is_empty() && self.allowed_owners.is_empty() {
+            w.push(
+                "OIDC_AUDIENCE is set with neither ALLOWED_REPOSITORIES nor ALLOWED_OWNERS: a workflow in any repository on the GitHub instance can request runners here"
+                    .to_string(),
+            );
+        }
+        w
     }
 
     /// Is a repository (`owner/name`) allowed by `ALLOWED_REPOSITORIES` / `ALLOWED_OWNERS`?
@@ -487,11 +522,39 @@ mod tests {
             ("subnet that is not a subnet id", "RUNNER_SUBNET_ID", "my-subnet"),
             ("vault url without scheme", "KEY_VAULT_URL", "kv.vault.azure.net"),
             ("lifetime shorter than idle timeout", "RUNNER_MAX_LIFETIME_MINUTES", "5"),
+            ("GitHub's default audience", "OIDC_AUDIENCE", "https://github.com/octo-org"),
+            (
+                "GitHub's default audience in any case",
+                "OIDC_AUDIENCE",
+                "HTTPS://GITHUB.COM/octo-org",
+            ),
         ];
         for (rule, setting, value) in cases {
             let e = error_of(&[(setting, value)]);
             assert_eq!(e.setting, *setting, "{rule}: {e}");
         }
+    }
+
+    #[test]
+    fn an_audience_without_an_allow_list_is_warned_about() {
+        let open = Config::from_env(&env(&[("OIDC_AUDIENCE", "aci-runners")])).unwrap();
+        assert_eq!(open.warnings().len(), 1);
+        assert!(open.warnings()[0].contains("any repository"));
+        let closed = Config::from_env(&env(&[("OIDC_AUDIENCE", "aci-runners"), ("ALLOWED_OWNERS", "octo-org")])).unwrap();
+        assert!(closed.warnings().is_empty());
+        assert!(
+            Config::from_env(&env(&[("OIDC_AUDIENCE", "https://aci-runners.example.com/runners")])).is_ok(),
+            "a URL of one's own"
+        );
+        let ghes = env(&[
+            ("GITHUB_API_URL", "https://ghes.example.com/api/v3"),
+            ("OIDC_AUDIENCE", "https://ghes.example.com/octo-org"),
+        ]);
+        assert_eq!(
+            Config::from_env(&ghes).unwrap_err().setting,
+            "OIDC_AUDIENCE",
+            "a GitHub Enterprise Server's default audience"
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ fn serve(env: &dyn Env) -> anyhow::Result<()> {
         .parse()
         .map_err(|_| anyhow::anyhow!("setting FUNCTIONS_CUSTOMHANDLER_PORT: not a port number"))?;
     let cfg = Config::from_env(env)?;
+    for w in cfg.warnings() {
+        log::error("config.warning", &[("warning", &w)]);
+    }
     let dry_run = cfg.dry_run;
     // One core (a pinned or single-vCPU worker): a single-threaded runtime, no work stealing.
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

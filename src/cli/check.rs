@@ -85,7 +85,7 @@ pub fn settings_check(result: &Result<Config, crate::config::ConfigError>) -> Ch
                 } else {
                     "off (OIDC_AUDIENCE unset)"
                 }
-            ),
+            ) + &c.warnings().iter().map(|w| format!("; WARNING: {w}")).collect::<String>(),
         ),
         Err(e) => fail(
             "settings",

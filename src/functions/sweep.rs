@@ -23,6 +23,8 @@ use crate::target::Target;
 
 /// Calls in flight at once (ARM reads, GitHub lists, deletes).
 pub const CONCURRENCY: usize = 16;
+/// The longest one sweep may take, inside the host's `functionTimeout` (5 min).
+pub const SWEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
 /// The timer trigger binding of `sweep`.
 pub const TIMER_TRIGGER: &str = "timer";
 
@@ -365,7 +367,20 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
             false
         }
     };
-    let report = sweep(app, app.cfg.dry_run).await;
+    let report = match tokio::time::timeout(SWEEP_BUDGET, sweep(app, app.cfg.dry_run)).await {
+        Ok(r) => r,
+        Err(_) => {
+            // Nothing is lost: the next run sees what this one did not get to.
+            log::error(
+                "sweep.gave-up",
+                &[
+                    ("after_s", &SWEEP_BUDGET.as_secs()),
+                    ("why", &"ARM or GitHub too slow; the next run goes on"),
+                ],
+            );
+            return Outcome::Done(InvokeResponse::default());
+        }
+    };
     for f in &report.read_failures {
         log::error("sweep.read-failed", &[("error", f)]);
     }
