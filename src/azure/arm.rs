@@ -8,6 +8,7 @@ use azure_core::credentials::TokenCredential;
 use reqwest::{Client, Method, RequestBuilder};
 use serde::Deserialize;
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::http::{self, CallError, RetryPolicy};
 
@@ -20,6 +21,8 @@ pub struct Group {
     pub provisioning_state: Option<String>,
     /// `instanceView.state` (`Running`, `Succeeded`, `Failed`, …); only a GET carries it.
     pub instance_state: Option<String>,
+    /// `systemData.createdAt`: when ARM made it.
+    pub created: Option<OffsetDateTime>,
 }
 
 impl Group {
@@ -28,15 +31,25 @@ impl Group {
         let is = |s: &Option<String>, v: &[&str]| s.as_deref().is_some_and(|s| v.iter().any(|x| s.eq_ignore_ascii_case(x)));
         is(&self.provisioning_state, &["Failed", "Canceled"]) || is(&self.instance_state, &["Succeeded", "Failed", "Terminated", "Stopped"])
     }
+
+    /// A DELETE was accepted and ARM is removing it (a long-running operation).
+    pub fn deleting(&self) -> bool {
+        self.provisioning_state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Deleting"))
+    }
 }
 
 #[derive(Deserialize)]
 struct RawGroup {
     name: String,
+    /// ARM writes `"tags": null` for a group without tags.
     #[serde(default)]
-    tags: BTreeMap<String, String>,
+    tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
     properties: Value,
+    #[serde(default, rename = "systemData")]
+    system_data: Value,
 }
 
 impl From<RawGroup> for Group {
@@ -45,8 +58,9 @@ impl From<RawGroup> for Group {
         Group {
             provisioning_state: s(&r.properties["provisioningState"]),
             instance_state: s(&r.properties["instanceView"]["state"]),
+            created: r.system_data["createdAt"].as_str().and_then(crate::clock::parse_rfc3339),
             name: r.name,
-            tags: r.tags,
+            tags: r.tags.unwrap_or_default(),
         }
     }
 }
@@ -231,12 +245,27 @@ mod tests {
     }
 
     #[test]
+    fn a_list_entry_with_null_tags_and_system_data_reads() {
+        let page: Page = serde_json::from_value(serde_json::json!({"value": [
+            {"name": "a", "tags": null, "properties": {"provisioningState": "Deleting"},
+             "systemData": {"createdBy": "x", "createdAt": "2026-11-28T10:00:00.1234567Z", "lastModifiedAt": "2026-11-28T10:01:00Z"}},
+            {"name": "b", "properties": {"provisioningState": "Succeeded"}}
+        ]}))
+        .unwrap();
+        let groups: Vec<Group> = page.value.into_iter().map(Group::from).collect();
+        assert!(groups[0].tags.is_empty() && groups[0].deleting());
+        assert_eq!(groups[0].created, Some(time::macros::datetime!(2026-11-28 10:00:00.1234567 UTC)));
+        assert!(groups[1].tags.is_empty() && groups[1].created.is_none() && !groups[1].deleting());
+    }
+
+    #[test]
     fn terminal_states() {
         let g = |p: &str, i: Option<&str>| Group {
             name: "x".into(),
             tags: BTreeMap::new(),
             provisioning_state: Some(p.into()),
             instance_state: i.map(str::to_string),
+            created: None,
         };
         assert!(g("Failed", None).terminal());
         assert!(g("Succeeded", Some("Succeeded")).terminal());

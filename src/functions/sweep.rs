@@ -206,7 +206,8 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             managed: is_managed(&g.tags),
             ours: names::is_ours(&cfg.name_prefix, &g.name),
             terminal: g.terminal() && !unknown_state.contains(&g.name),
-            created_at: created_at(&g.tags),
+            deleting: g.deleting(),
+            created_at: created_at(&g.tags, g.created),
             target: target_name(&cfg.scope, &g.tags),
         })
         .collect();

@@ -48,9 +48,10 @@ pub fn is_managed(tags: &BTreeMap<String, String>) -> bool {
     tags.get(tag::MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
 }
 
-/// When we made it, from the `created-at` tag.
-pub fn created_at(tags: &BTreeMap<String, String>) -> Option<OffsetDateTime> {
-    parse_rfc3339(tags.get(tag::CREATED_AT)?)
+/// When we made it: the `created-at` tag, or ARM's `systemData.createdAt` when the tag is
+/// missing or unreadable (so a group stripped of its tag still ages out).
+pub fn created_at(tags: &BTreeMap<String, String>, arm_created: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    tags.get(tag::CREATED_AT).and_then(|t| parse_rfc3339(t)).or(arm_created)
 }
 
 /// Where its runner is registered, by the scope's naming (see [`crate::target::Target::named`]):
@@ -186,7 +187,12 @@ mod tests {
         let at = time::macros::datetime!(2026-11-28 10:00 UTC);
         let t: BTreeMap<String, String> = tags(&c, &create(), at).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         assert!(is_managed(&t));
-        assert_eq!(created_at(&t), Some(at));
+        assert_eq!(created_at(&t, None), Some(at));
+        let arm = time::macros::datetime!(2026-11-28 09:59 UTC);
+        assert_eq!(created_at(&t, Some(arm)), Some(at), "our tag first");
+        let mut untagged = t.clone();
+        untagged.remove(tag::CREATED_AT);
+        assert_eq!(created_at(&untagged, Some(arm)), Some(arm), "ARM's createdAt when the tag is gone");
         assert_eq!(target_name(&c.scope, &t).as_deref(), Some("octo-org"));
         assert_eq!(target_name(&Scope::Repo, &t).as_deref(), Some("octo-org/octo-repo"));
         assert_eq!(webhook_request("aci-runner-42", &t, &create().labels), Some(create()));

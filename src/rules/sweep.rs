@@ -18,6 +18,8 @@ pub struct GroupView {
     pub ours: bool,
     /// Exited, failed or canceled.
     pub terminal: bool,
+    /// ARM is deleting it already (a DELETE was accepted): left to ARM.
+    pub deleting: bool,
     /// From the `created-at` tag.
     pub created_at: Option<OffsetDateTime>,
     /// Where its runner is registered: the repository (repo scope) or organization (org scope).
@@ -118,6 +120,7 @@ pub fn ghost_candidates<'a>(groups: &[GroupView], runners: &'a [RunnerView], rul
 /// - a group without `managed-by=aci-runners`, or whose name does not parse with this
 ///   deployment's prefix, is never touched;
 /// - a group's runner is the registration of its name in its own target only;
+/// - a group ARM is deleting already is left to ARM;
 /// - a terminated or failed group is deleted (its runner, if still registered and not busy,
 ///   deregistered first);
 /// - a group older than the lifetime cap: deregister, delete (even if deregistering fails);
@@ -140,7 +143,7 @@ pub fn select(
         target: r.target.clone(),
     };
     let mut out = Vec::new();
-    for g in groups.iter().filter(|g| g.managed && g.ours) {
+    for g in groups.iter().filter(|g| g.managed && g.ours && !g.deleting) {
         // Its runner is the one of its name in its own target, and nowhere else.
         let runner = g.target.as_ref().and_then(|t| by_key.get(&key(t, &g.name)).copied());
         let age = g.created_at.map(|c| rules.now - c).and_then(|d| Duration::try_from(d).ok());
@@ -206,6 +209,7 @@ mod tests {
             managed: true,
             ours: true,
             terminal,
+            deleting: false,
             created_at: Some(NOW - time::Duration::minutes(minutes_old)),
             target: Some("o/r".into()),
         }
@@ -444,5 +448,12 @@ mod tests {
             run(&[group("aci-runner-1", 30, false)], &[], &["O/R"], &[], &rules()).is_empty(),
             "unlisted"
         );
+    }
+
+    #[test]
+    fn a_group_arm_is_deleting_is_left_to_arm() {
+        let mut g = group("aci-runner-1", 1000, true);
+        g.deleting = true;
+        assert!(run(&[g], &[runner("aci-runner-1", false, false)], &[], &[], &rules()).is_empty());
     }
 }
