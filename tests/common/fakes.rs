@@ -343,7 +343,7 @@ impl ArmState {
     }
 
     /// A group as if made earlier (by us when `managed`), in the given states.
-    pub fn seed(&mut self, name: &str, managed: bool, provisioning: &str, instance: Option<&str>, created_at: &str) {
+    pub fn seed(&mut self, name: &str, managed: bool, provisioning: &str, instance: Option<&str>, created_at: &str) -> &mut Self {
         let mut tags = BTreeMap::new();
         if managed {
             tags.insert("managed-by".into(), "aci-runners".into());
@@ -362,6 +362,7 @@ impl ArmState {
                 body: json!({}),
             },
         );
+        self
     }
 }
 

@@ -51,6 +51,20 @@ impl HttpResult {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
+
+    /// Fails the test unless the caller got `status`.
+    #[track_caller]
+    pub fn expect_status(self, status: u16) -> HttpResult {
+        assert_eq!(self.status, status, "the caller's status; body: {}", self.body);
+        self
+    }
+
+    /// Fails the test unless the caller's body is this JSON.
+    #[track_caller]
+    pub fn expect_json(self, want: Value) -> HttpResult {
+        assert_eq!(self.json(), want, "the caller's body: {}", self.body);
+        self
+    }
 }
 
 pub struct FakeHost {
@@ -578,8 +592,22 @@ impl FakeHost {
         panic!("no log line with {needle:?} in:\n{}", self.logs());
     }
 
+    /// How the handler exited, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Kills the handler and waits for it.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+/// However a test ends (a panic, a timeout), the handler goes with it (`kill_on_drop` kills it
+/// too) and so does its staged directory.
+impl Drop for FakeHost {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,12 +1,17 @@
 //! The test bench: fakes of GitHub, ARM, Key Vault and the managed-identity endpoint on
 //! loopback (TLS where the real ones are), a CONNECT proxy that routes the production-looking
 //! host names to them, and a fake Functions host driving the staged handler.
+//!
+//! Tests go in through one door, [`run_test`] (`world.rs`): it builds the bench, seeds it,
+//! starts the handler, runs the test under a timeout and checks what every test must leave
+//! behind. The benchmarks drive [`Bench`] and [`host::FakeHost`] themselves.
 #![allow(dead_code)]
 
 pub mod fakes;
 pub mod host;
 pub mod net;
 pub mod oidc;
+pub mod world;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +22,9 @@ use sha2::Sha256;
 
 use fakes::*;
 use host::FakeHost;
+// Not every test binary goes through the harness (package.rs, oidc.rs).
+#[allow(unused_imports)]
+pub use world::*;
 
 pub const PAT: &str = "ghp_leaktest_PAT_9d8c7b6a5f4e3d2c1b0a";
 pub const WEBHOOK_SECRET: &str = "whsec-leaktest-current-4c1d";
