@@ -326,6 +326,7 @@ pub struct Cli {
 }
 
 /// A delivery as GitHub sends it, signed with the current webhook secret unless told otherwise.
+#[derive(Clone)]
 pub struct Delivery {
     pub event: String,
     pub body: Vec<u8>,
