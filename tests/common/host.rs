@@ -298,7 +298,7 @@ impl FakeHost {
         pump(child.stdout.take().unwrap(), stdout.clone());
         pump(child.stderr.take().unwrap(), stderr.clone());
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let host = FakeHost {
+        let mut host = FakeHost {
             child,
             port,
             client,
@@ -316,11 +316,25 @@ impl FakeHost {
         host
     }
 
-    /// Like the host: poll `GET /` every 25 ms; any answer means ready.
-    async fn wait_ready(&self) {
+    /// Like the host: poll `GET /` every 25 ms; any answer means ready. A handler that exits
+    /// first fails at once.
+    async fn wait_ready(&mut self) {
         for _ in 0..400 {
             if self.client.get(format!("http://127.0.0.1:{}/", self.port)).send().await.is_ok() {
                 return;
+            }
+            if let Some(status) = self.exited() {
+                // Let the pipes give up the handler's last words.
+                for _ in 0..40 {
+                    if !self.stderr.lock().unwrap().is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                panic!(
+                    "handler exited before it was ready ({status}); stderr: {:?}",
+                    self.stderr.lock().unwrap()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

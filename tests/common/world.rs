@@ -33,7 +33,7 @@ use super::{sign, Bench, WEBHOOK_SECRET};
 /// The queue `github-webhook`, `runners` and `sweep` write and `provision` reads.
 pub const QUEUE: &str = "runner-requests";
 
-/// How long a test body may take by default. The suite's slowest test takes about a second.
+/// How long a test body may take by default. The slowest test takes two seconds or so.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How many of the handler's last log lines a failed or timed-out test shows.
@@ -119,29 +119,31 @@ pub async fn run_test<T>(world: World, body: impl AsyncFnOnce(&Ctx) -> T) -> T {
         true => Some(FakeHost::start(&bench.settings).await),
         false => None,
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         bench,
         host,
         queued: AtomicUsize::new(0),
         poisoned: AtomicUsize::new(0),
     };
     let outcome = tokio::time::timeout(world.timeout, AssertUnwindSafe(body(&ctx)).catch_unwind()).await;
-    match outcome {
-        Ok(Ok(value)) => {
-            ctx.finish().await;
-            value
-        }
-        Ok(Err(panic)) => {
-            eprintln!("{}", ctx.log_tail());
-            ctx.stop().await;
-            std::panic::resume_unwind(panic)
-        }
+    let failed = match outcome {
+        Ok(Ok(value)) => match std::panic::catch_unwind(AssertUnwindSafe(|| ctx.check_what_is_left())) {
+            Ok(()) => {
+                ctx.stop().await;
+                return value;
+            }
+            Err(panic) => panic,
+        },
+        Ok(Err(panic)) => panic,
         Err(_) => {
             let tail = ctx.log_tail();
             ctx.stop().await;
             panic!("the test did not finish within {:?}\n{tail}", world.timeout)
         }
-    }
+    };
+    eprintln!("{}", ctx.log_tail());
+    ctx.stop().await;
+    std::panic::resume_unwind(failed)
 }
 
 /// A running world, as the test body sees it.
@@ -173,11 +175,6 @@ impl Ctx {
 
     pub fn identity(&self) -> MutexGuard<'_, IdentityState> {
         self.bench.identity.lock().unwrap()
-    }
-
-    /// The handler's app settings.
-    pub fn settings(&self) -> &std::collections::HashMap<String, String> {
-        &self.bench.settings
     }
 
     /// A `workflow_job` (or other) delivery through the host, as GitHub sends it.
@@ -269,7 +266,7 @@ impl Ctx {
     /// The handler's last lines, for a test that failed.
     fn log_tail(&self) -> String {
         let Some(host) = &self.host else {
-            return String::new();
+            return "(no handler in this world)".to_string();
         };
         let tail = |lines: &std::sync::Mutex<Vec<String>>| {
             let lines = lines.lock().unwrap();
@@ -285,30 +282,30 @@ impl Ctx {
         )
     }
 
-    /// The checks every test ends with, then the handler goes.
-    async fn finish(mut self) {
+    /// The checks every test ends with.
+    fn check_what_is_left(&mut self) {
         self.bench.assert_clean();
-        if let Some(host) = &mut self.host {
-            if let Some(status) = host.exited() {
-                panic!("the handler exited during the test ({status})");
-            }
-            for (queue, messages) in host.queues.lock().unwrap().iter() {
-                let expected = if queue == QUEUE { self.queued.load(Ordering::Relaxed) } else { 0 };
-                assert!(
-                    messages.is_empty() || messages.len() == expected,
-                    "{} messages left in {queue}, and the test last expected {expected} there \
-                     (ctx.drain() them or say ctx.expect_queued(n)): {messages:#?}",
-                    messages.len()
-                );
-            }
-            let poisoned = host.poison.lock().unwrap();
-            assert_eq!(
-                poisoned.len(),
-                self.poisoned.load(Ordering::Relaxed),
-                "messages left in the poison queue (say ctx.expect_poisoned(n)): {poisoned:#?}"
+        let Some(host) = &mut self.host else {
+            return;
+        };
+        if let Some(status) = host.exited() {
+            panic!("the handler exited during the test ({status})");
+        }
+        for (queue, messages) in host.queues.lock().unwrap().iter() {
+            let expected = if queue == QUEUE { self.queued.load(Ordering::Relaxed) } else { 0 };
+            assert!(
+                messages.is_empty() || messages.len() == expected,
+                "{} messages left in {queue}, and the test last expected {expected} there \
+                 (ctx.drain() them or say ctx.expect_queued(n)): {messages:#?}",
+                messages.len()
             );
         }
-        self.stop().await;
+        let poisoned = host.poison.lock().unwrap();
+        assert_eq!(
+            poisoned.len(),
+            self.poisoned.load(Ordering::Relaxed),
+            "messages left in the poison queue (say ctx.expect_poisoned(n)): {poisoned:#?}"
+        );
     }
 
     async fn stop(self) {
