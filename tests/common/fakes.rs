@@ -343,7 +343,17 @@ impl ArmState {
     }
 
     /// A group as if made earlier (by us when `managed`), in the given states.
-    pub fn seed(&mut self, name: &str, managed: bool, provisioning: &str, instance: Option<&str>, created_at: &str) {
+    /// Sets one tag of a seeded group.
+    pub fn tag(&mut self, name: &str, key: &str, value: &str) -> &mut Self {
+        self.groups
+            .get_mut(name)
+            .expect("seeded first")
+            .tags
+            .insert(key.into(), value.into());
+        self
+    }
+
+    pub fn seed(&mut self, name: &str, managed: bool, provisioning: &str, instance: Option<&str>, created_at: &str) -> &mut Self {
         let mut tags = BTreeMap::new();
         if managed {
             tags.insert("managed-by".into(), "aci-runners".into());
@@ -362,6 +372,7 @@ impl ArmState {
                 body: json!({}),
             },
         );
+        self
     }
 }
 

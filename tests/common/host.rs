@@ -51,6 +51,20 @@ impl HttpResult {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
+
+    /// Fails the test unless the caller got `status`.
+    #[track_caller]
+    pub fn expect_status(self, status: u16) -> HttpResult {
+        assert_eq!(self.status, status, "the caller's status; body: {}", self.body);
+        self
+    }
+
+    /// Fails the test unless the caller's body is this JSON.
+    #[track_caller]
+    pub fn expect_json(self, want: Value) -> HttpResult {
+        assert_eq!(self.json(), want, "the caller's body: {}", self.body);
+        self
+    }
 }
 
 pub struct FakeHost {
@@ -284,7 +298,7 @@ impl FakeHost {
         pump(child.stdout.take().unwrap(), stdout.clone());
         pump(child.stderr.take().unwrap(), stderr.clone());
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let host = FakeHost {
+        let mut host = FakeHost {
             child,
             port,
             client,
@@ -302,11 +316,25 @@ impl FakeHost {
         host
     }
 
-    /// Like the host: poll `GET /` every 25 ms; any answer means ready.
-    async fn wait_ready(&self) {
+    /// Like the host: poll `GET /` every 25 ms; any answer means ready. A handler that exits
+    /// first fails at once.
+    async fn wait_ready(&mut self) {
         for _ in 0..400 {
             if self.client.get(format!("http://127.0.0.1:{}/", self.port)).send().await.is_ok() {
                 return;
+            }
+            if let Some(status) = self.exited() {
+                // Let the pipes give up the handler's last words.
+                for _ in 0..40 {
+                    if !self.stderr.lock().unwrap().is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                panic!(
+                    "handler exited before it was ready ({status}); stderr: {:?}",
+                    self.stderr.lock().unwrap()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -578,8 +606,22 @@ impl FakeHost {
         panic!("no log line with {needle:?} in:\n{}", self.logs());
     }
 
+    /// How the handler exited, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Kills the handler and waits for it.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+/// However a test ends (a panic, a timeout), the handler goes with it (`kill_on_drop` kills it
+/// too) and so does its staged directory.
+impl Drop for FakeHost {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,28 +1,35 @@
 //! The test bench: fakes of GitHub, ARM, Key Vault and the managed-identity endpoint on
 //! loopback (TLS where the real ones are), a CONNECT proxy that routes the production-looking
 //! host names to them, and a fake Functions host driving the staged handler.
+//!
+//! Tests go in through one door, [`run_test`] (`world.rs`): it builds the bench, seeds it,
+//! starts the handler, runs the test under a timeout and checks what every test must leave
+//! behind. The benchmarks drive [`Bench`] and [`host::FakeHost`] themselves.
 #![allow(dead_code)]
 
 pub mod fakes;
 pub mod host;
 pub mod net;
 pub mod oidc;
+pub mod world;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use serde_json::Value;
 use sha2::Sha256;
 
 use fakes::*;
-use host::FakeHost;
+// Not every test binary goes through the harness (package.rs, oidc.rs).
+#[allow(unused_imports)]
+pub use world::*;
 
 pub const PAT: &str = "ghp_leaktest_PAT_9d8c7b6a5f4e3d2c1b0a";
 pub const WEBHOOK_SECRET: &str = "whsec-leaktest-current-4c1d";
 pub const OLD_WEBHOOK_SECRET: &str = "whsec-leaktest-previous-88aa";
 pub const ISSUER: &str = "https://token.actions.test";
 
+/// The fakes on loopback and the app settings that point the handler at them.
 pub struct Bench {
     pub github: fakes::GitHub,
     pub arm: fakes::Arm,
@@ -34,31 +41,6 @@ pub struct Bench {
     pub issuer: oidc::Issuer,
     /// Latency the ARM fake adds to every answer (µs).
     pub arm_delay: net::Delay,
-    pub host: Option<FakeHost>,
-}
-
-/// The queued fixture with labels this deployment serves and a job id of our choosing, as
-/// a real queued delivery (runner fields null).
-pub fn queued_payload(job_id: u64, labels: &[&str]) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(include_bytes!("../data/workflow_job__queued.payload.json")).unwrap();
-    v["workflow_job"]["id"] = job_id.into();
-    v["workflow_job"]["labels"] = labels.iter().map(|l| Value::from(*l)).collect();
-    for k in ["runner_id", "runner_name", "runner_group_id", "runner_group_name"] {
-        v["workflow_job"][k] = Value::Null;
-    }
-    serde_json::to_vec(&v).unwrap()
-}
-
-/// The completed fixture, run by `runner` (None = cancelled while queued).
-pub fn completed_payload(job_id: u64, labels: &[&str], runner: Option<&str>) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(include_bytes!(
-        "../data/workflow_job__completed.success.with-organization.payload.json"
-    ))
-    .unwrap();
-    v["workflow_job"]["id"] = job_id.into();
-    v["workflow_job"]["labels"] = labels.iter().map(|l| Value::from(*l)).collect();
-    v["workflow_job"]["runner_name"] = runner.map(Value::from).unwrap_or(Value::Null);
-    serde_json::to_vec(&v).unwrap()
 }
 
 pub fn sign(secret: &str, body: &[u8]) -> String {
@@ -68,7 +50,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 impl Bench {
-    /// Starts the fakes (not the host). `extra` settings override the defaults.
+    /// Starts the fakes (not the host). `extra` settings override the defaults. Tests get
+    /// theirs from [`run_test`]; this is for the benchmarks and the harness itself.
     pub async fn new(extra: &[(&str, &str)]) -> Bench {
         let pki = net::make_pki(&[
             "management.azure.test",
@@ -141,40 +124,7 @@ impl Bench {
             proxy_refused: proxy.refused,
             issuer,
             arm_delay,
-            host: None,
         }
-    }
-
-    /// Starts the fakes and the host.
-    pub async fn start(extra: &[(&str, &str)]) -> Bench {
-        let mut b = Bench::new(extra).await;
-        b.host = Some(FakeHost::start(&b.settings).await);
-        b
-    }
-
-    pub fn host(&self) -> &FakeHost {
-        self.host.as_ref().expect("host started")
-    }
-
-    /// A signed `workflow_job` delivery through the host, as GitHub sends it.
-    pub async fn deliver(&self, event: &str, body: &[u8]) -> host::HttpResult {
-        self.deliver_signed(event, body, &sign(WEBHOOK_SECRET, body), "application/json")
-            .await
-    }
-
-    pub async fn deliver_signed(&self, event: &str, body: &[u8], signature: &str, content_type: &str) -> host::HttpResult {
-        let headers = [
-            ("Accept", "*/*"),
-            ("User-Agent", "GitHub-Hookshot/044aadd"),
-            ("Content-Type", content_type),
-            ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-            ("X-GitHub-Event", event),
-            ("X-GitHub-Hook-ID", "292430182"),
-            ("X-GitHub-Hook-Installation-Target-ID", "79929171"),
-            ("X-GitHub-Hook-Installation-Target-Type", "repository"),
-            ("X-Hub-Signature-256", signature),
-        ];
-        self.host().http("github-webhook", "POST", &headers, body).await
     }
 
     /// Fails the test on any call a fake did not expect, or any host the proxy refused.
@@ -205,12 +155,5 @@ impl Bench {
             "calls to unknown hosts: {:?}",
             self.proxy_refused.lock().unwrap()
         );
-    }
-
-    pub async fn stop(mut self) {
-        self.assert_clean();
-        if let Some(h) = self.host.take() {
-            h.stop().await;
-        }
     }
 }
