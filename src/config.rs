@@ -86,8 +86,8 @@ pub struct Config {
     pub http_timeout: Duration,
     pub retry: RetryPolicy,
     pub secret_cache_ttl: Duration,
-    /// `HOST_HEADER_TIMEOUT_MS`: how long the handler's port waits for a request's headers
-    /// (10 s; the tests shorten it).
+    /// `HOST_HEADER_TIMEOUT_MS`: how long the handler's port waits for a request's headers,
+    /// idle keep-alive time included (130 s; the tests shorten it).
     pub host_header_timeout: Duration,
 }
 
@@ -410,7 +410,7 @@ impl Config {
             http_timeout: Duration::from_secs(r.positive("HTTP_TIMEOUT_SECONDS", 30)?),
             retry,
             secret_cache_ttl: Duration::from_secs(r.parse("SECRET_CACHE_SECONDS", 300, "a number of seconds")?),
-            host_header_timeout: Duration::from_millis(r.positive("HOST_HEADER_TIMEOUT_MS", 10_000)?),
+            host_header_timeout: Duration::from_millis(r.positive("HOST_HEADER_TIMEOUT_MS", 130_000)?),
         };
         check_audience(&cfg)?;
         Ok(cfg)

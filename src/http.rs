@@ -99,6 +99,25 @@ impl CallError {
         }
     }
 
+    /// GitHub's rate limit: wait for the window, it is no failure of the request.
+    pub fn rate_limited(&self) -> bool {
+        matches!(self, CallError::Status { rate_limited: true, .. })
+    }
+
+    /// Azure said no for want of capacity or quota (`ContainerGroupQuotaReached`, a cores
+    /// quota, a region out of capacity): it clears when groups go, so the create waits.
+    pub fn is_capacity(&self) -> bool {
+        let CallError::Status { code, message, .. } = self else {
+            return false;
+        };
+        let code = code.as_deref().unwrap_or("").to_ascii_lowercase();
+        let message = message.to_ascii_lowercase();
+        code.contains("quota")
+            || matches!(code.as_str(), "insufficientcapacity" | "resourcesunavailable" | "skunotavailable")
+            || (code == "serviceunavailable" && message.contains("quota"))
+            || message.contains("quota") && message.contains("exceeded")
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             CallError::Status { status, .. } => Some(*status),
@@ -363,6 +382,34 @@ mod tests {
         };
         assert!(e(true).is_transient());
         assert!(!e(false).is_transient());
+    }
+
+    #[test]
+    fn capacity_answers_are_told_apart() {
+        let e = |status, code: &str, message: &str| CallError::Status {
+            op: "arm.put-container-group",
+            host: "management.azure.com".into(),
+            status,
+            code: Some(code.into()),
+            message: message.into(),
+            request_id: None,
+            rate_limited: false,
+        };
+        let capacity = [
+            e(409, "ContainerGroupQuotaReached", "Resource type 'Microsoft.ContainerInstance/containerGroups' has reached the quota"),
+            e(403, "QuotaExceeded", "Operation results in exceeding quota limits of Core"),
+            e(503, "ServiceUnavailable", "Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota 'ContainerGroups' exceeded in region 'westeurope'"),
+            e(409, "InsufficientCapacity", "The requested resource is not available in the location"),
+        ];
+        for c in &capacity {
+            assert!(c.is_capacity(), "{c}");
+        }
+        for c in [
+            e(400, "InvalidRequestContent", "bad body"),
+            e(403, "AuthorizationFailed", "no rights"),
+        ] {
+            assert!(!c.is_capacity(), "{c}");
+        }
     }
 
     #[test]

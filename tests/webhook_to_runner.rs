@@ -585,20 +585,21 @@ async fn github_5xx_past_the_retries_fails_the_invocation_until_github_recovers(
 }
 
 #[tokio::test]
-async fn arm_quota_error_removes_the_registration_and_drops_the_message() {
-    let world = World::new().arm(|arm| {
-        arm.c.faults.push(Fault {
-            only: None,
-            op: "put",
-            times: 1,
-            resp: Resp::json(409, json!({"error": {"code": "ContainerGroupQuotaReached", "message": "Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota 'StandardCores' exceeded in region 'westeurope'."}})),
-        });
-        arm
-    });
+async fn an_arm_quota_error_removes_the_registration_and_the_create_waits() {
+    let world = World::new()
+        .arm(|arm| {
+            arm.c.faults.push(Fault {
+                only: None,
+                op: "put",
+                times: 1,
+                resp: Resp::json(409, json!({"error": {"code": "ContainerGroupQuotaReached", "message": "Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota 'StandardCores' exceeded in region 'westeurope'."}})),
+            });
+            arm
+        })
+        .github(|gh| gh.job(100, "queued"));
     run_test(world, async |ctx| {
         ctx.deliver(queued(100)).await.expect_status(202);
-        assert_eq!(ctx.drain().await, 1, "permanent: not retried");
-        ctx.expect_poisoned(0);
+        assert_eq!(ctx.host().invoke_batch().await, [500], "waits: the queue offers it again");
         {
             let gh = ctx.github();
             assert_eq!(gh.c.calls, ["jit", "delete-runner"]);
@@ -606,21 +607,23 @@ async fn arm_quota_error_removes_the_registration_and_drops_the_message() {
             gh.expect_runners([]);
         }
         ctx.arm().expect_groups([]);
-        ctx.expect_log("ContainerGroupQuotaReached").await;
-        assert!(
-            ctx.host()
-                .stderr_lines()
-                .iter()
-                .any(|l| l.starts_with("provision.dropped op=create runner=aci-runner-100")),
-            "{}",
-            ctx.logs()
+        ctx.expect_log("provision.waiting op=create runner=aci-runner-100 attempt=1 why=\"Azure capacity or quota: arm.put-container-group: management.azure.test: HTTP 409 ContainerGroupQuotaReached")
+            .await;
+        // The quota frees up: the next try makes the runner.
+        assert_eq!(ctx.host().invoke_batch().await, [200]);
+        ctx.arm().expect_groups(["aci-runner-100"]);
+        assert_eq!(
+            ctx.github().c.calls,
+            ["jit", "delete-runner", "get-job", "jit"],
+            "still queued? asked once, before registering"
         );
+        ctx.expect_poisoned(0);
     })
     .await;
 }
 
 #[tokio::test]
-async fn max_runners_holds_new_jobs_in_the_queue() {
+async fn max_runners_holds_new_jobs_until_a_slot_frees_and_never_poisons_them() {
     let world = World::new()
         .setting("MAX_RUNNERS", "2")
         .arm(|arm| {
@@ -632,18 +635,25 @@ async fn max_runners_holds_new_jobs_in_the_queue() {
         .github(|gh| gh.job(200, "queued"));
     run_test(world, async |ctx| {
         ctx.deliver(queued(200)).await.expect_status(202);
-        ctx.drain().await;
-        // Retried until poisoned while at the cap.
-        ctx.expect_poisoned(1);
+        // Half an hour of tries a minute apart, all at the cap.
+        for _ in 0..30 {
+            assert_eq!(ctx.host().invoke_batch().await, [500]);
+        }
+        ctx.expect_queued(1);
         assert_eq!(ctx.github().c.count("jit"), 0, "no runner registered over the cap");
         assert_eq!(ctx.arm().c.count("put"), 0);
-        ctx.expect_log("MAX_RUNNERS reached (2 of 2 live)").await;
+        assert_eq!(ctx.github().c.count("get-job"), 2, "while waiting, GitHub is asked every 15 tries");
+        ctx.expect_log("provision.waiting op=create runner=aci-runner-200 attempt=1 why=\"MAX_RUNNERS reached (2 of 2 live)\"")
+            .await;
+        let waits = ctx.logs().lines().filter(|l| l.starts_with("provision.waiting")).count();
+        assert_eq!(waits, 30, "one line per wait");
 
         // A finished group frees a slot.
         ctx.arm().groups.get_mut("aci-runner-2").unwrap().provisioning_state = "Failed".into();
-        ctx.deliver(queued(200)).await.expect_status(202);
-        ctx.drain().await;
+        assert_eq!(ctx.host().invoke_batch().await, [200]);
+        ctx.expect_queued(0);
         assert!(ctx.arm().groups.contains_key("aci-runner-200"));
+        ctx.expect_poisoned(0);
     })
     .await;
 }

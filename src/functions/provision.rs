@@ -62,15 +62,24 @@ impl std::fmt::Display for Done {
 
 #[derive(Debug)]
 enum Failure {
-    /// Retry later: the invocation fails and the queue redelivers.
+    /// Something failed that may work later: the invocation fails and the queue redelivers.
     Retry(String),
+    /// Nothing failed, but the create cannot go ahead yet (`MAX_RUNNERS`, an ACI quota or
+    /// capacity limit, GitHub's rate limit, an earlier group of the name still going): the
+    /// invocation fails on purpose and the queue offers it again a minute later, for as long
+    /// as the job is queued (host.json's `maxDequeueCount` covers GitHub's 24 h).
+    Wait(String),
     /// Will not succeed: logged, message dropped.
     Drop(String),
 }
 
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
-        if e.is_transient() {
+        if e.rate_limited() {
+            Failure::Wait(format!("GitHub's rate limit: {e}"))
+        } else if e.is_capacity() {
+            Failure::Wait(format!("Azure capacity or quota: {e}"))
+        } else if e.is_transient() {
             Failure::Retry(e.to_string())
         } else {
             Failure::Drop(e.to_string())
@@ -131,6 +140,13 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
             );
             Outcome::Fail
         }
+        Err(Failure::Wait(why)) => {
+            log::info(
+                "provision.waiting",
+                &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("why", &why)],
+            );
+            Outcome::Fail
+        }
         Err(Failure::Drop(e)) => {
             log::error(
                 "provision.dropped",
@@ -170,6 +186,75 @@ async fn live_groups(app: &App, listed: &[Group], repository: &str) -> Result<(u
     Ok((live, live_in_repository))
 }
 
+/// While a create waits (capacity, an old group in the way), whether its job is still queued is
+/// asked every this many tries (a try a minute: every 15 minutes), and always right before a
+/// runner is registered. So a waiting job costs ARM one list a minute and GitHub at most four
+/// calls an hour.
+pub const STATUS_EVERY: u32 = 15;
+
+/// Is what the request was made for still waiting for a runner? A webhook job still queued, or
+/// a workflow-step request's run not completed (its runner serves later jobs of the run).
+async fn still_wanted(app: &App, pat: &Secret, c: &Create) -> Result<Result<(), Done>, Failure> {
+    Ok(match (c.origin, c.job) {
+        (Origin::Webhook, Some(job)) => match app.github.job_status(pat, &c.repository, job).await? {
+            Some(s) if still_queued(&s) => Ok(()),
+            other => Err(Done::JobNotQueued(other.unwrap_or_else(|| "gone".into()))),
+        },
+        _ => match app.github.run_status(pat, &c.repository, c.run).await? {
+            Some(s) if s != "completed" => Ok(()),
+            other => Err(Done::RunCompleted(other.unwrap_or_else(|| "gone".into()))),
+        },
+    })
+}
+
+/// A group of the request's name is there already. Is it a runner for it?
+/// - being deleted (a DELETE was accepted): wait for it to go, then make a new one;
+/// - ended (the container exited, or ARM failed to make it) while its job is still queued: it
+///   will never run that job; delete it, wait for it to go, then make a new one;
+/// - anything else (creating, pending, running): it is the job's runner.
+async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &mut bool) -> Result<Done, Failure> {
+    if listed.deleting() {
+        return Err(Failure::Wait(
+            "an earlier group of this name is being deleted; a new one follows once it is gone".into(),
+        ));
+    }
+    // The list has no instance view: only a GET says whether the container has exited.
+    let group = if listed.terminal() {
+        Some(listed.clone())
+    } else {
+        app.arm.get_group(&c.runner).await?
+    };
+    let Some(group) = group else {
+        return Err(Failure::Wait(
+            "the group of this name went while we looked; the next try makes a new one".into(),
+        ));
+    };
+    if group.deleting() {
+        return Err(Failure::Wait(
+            "an earlier group of this name is being deleted; a new one follows once it is gone".into(),
+        ));
+    }
+    if !group.terminal() {
+        return Ok(Done::Exists);
+    }
+    // A workflow-step runner serves one job and exits: its request was served.
+    if c.origin != Origin::Webhook {
+        return Ok(Done::Exists);
+    }
+    *asked = true;
+    if let Err(done) = still_wanted(app, pat, c).await? {
+        return Ok(done);
+    }
+    if app.cfg.dry_run {
+        log::info("dry-run.arm.delete-container-group", &[("name", &c.runner)]);
+        return Ok(Done::DryRun);
+    }
+    app.arm.delete_group(&c.runner).await?;
+    Err(Failure::Wait(
+        "the earlier group of this name ended before its job ran; it is being deleted and a new one follows".into(),
+    ))
+}
+
 async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
     let cfg = &app.cfg;
     let pat = app
@@ -179,26 +264,20 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
     let target = app.target(&c.repository);
     let group_id = cfg.scope.runner_group_id();
-
     // A retried message may be stale: the job may have started elsewhere or been cancelled.
-    if dequeue_count > 1 {
-        match (c.origin, c.job) {
-            (Origin::Webhook, Some(job)) => match app.github.job_status(&pat, &c.repository, job).await? {
-                Some(s) if still_queued(&s) => {}
-                other => return Ok(Done::JobNotQueued(other.unwrap_or_else(|| "gone".into()))),
-            },
-            // A workflow-step runner serves later jobs of its run: needed until the run ends.
-            _ => match app.github.run_status(&pat, &c.repository, c.run).await? {
-                Some(s) if s != "completed" => {}
-                other => return Ok(Done::RunCompleted(other.unwrap_or_else(|| "gone".into()))),
-            },
+    // Asked now and then while waiting, and always before registering (below).
+    let mut asked = false;
+    if dequeue_count > 1 && (dequeue_count - 2).is_multiple_of(STATUS_EVERY) {
+        asked = true;
+        if let Err(done) = still_wanted(app, &pat, c).await? {
+            return Ok(done);
         }
     }
 
     let list_started = Instant::now();
     let groups = app.arm.list_groups().await?;
-    if groups.iter().any(|g| g.name == c.runner) {
-        return Ok(Done::Exists);
+    if let Some(g) = groups.iter().find(|g| g.name == c.runner) {
+        return existing(app, &pat, c, g, &mut asked).await;
     }
     let listed: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     let (live, live_in_repository) = live_groups(app, &groups, &c.repository).await?;
@@ -217,18 +296,23 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         Ok(t) => t,
         Err(Refusal::UnderWay) => return Ok(Done::UnderWay),
         Err(Refusal::RepositoryFull { live, pending, share }) => {
-            return Err(Failure::Retry(format!(
+            return Err(Failure::Wait(format!(
                 "MAX_RUNNERS_PER_REPOSITORY reached for {} ({live} live and {pending} being created here, of {share})",
                 c.repository
             )))
         }
-        Err(Refusal::Full { live, pending: 0 }) => return Err(Failure::Retry(format!("MAX_RUNNERS reached ({live} of {max} live)"))),
+        Err(Refusal::Full { live, pending: 0 }) => return Err(Failure::Wait(format!("MAX_RUNNERS reached ({live} of {max} live)"))),
         Err(Refusal::Full { live, pending }) => {
-            return Err(Failure::Retry(format!(
+            return Err(Failure::Wait(format!(
                 "MAX_RUNNERS reached ({live} live and {pending} being created here, of {max})"
             )))
         }
     };
+    if dequeue_count > 1 && !asked {
+        if let Err(done) = still_wanted(app, &pat, c).await? {
+            return Ok(done);
+        }
+    }
 
     let now = (app.clock)();
     if cfg.dry_run {

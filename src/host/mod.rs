@@ -203,7 +203,11 @@ async fn route(functions: Arc<Functions>, options: ServeOptions, req: hyper::Req
 /// port must outlast anything else on the machine that does.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
-    /// A connection that has not sent a request's headers in this long is closed.
+    /// A connection that has not sent a request's headers in this long is closed. hyper counts
+    /// a kept-alive connection's idle time too, so this must outlast the host's own idle
+    /// timeout for pooled connections (.NET's `PooledConnectionIdleTimeout`, 1 to 2 minutes):
+    /// the host then always closes an idle connection first, and never sends a request on one
+    /// we are closing.
     pub header_read_timeout: Duration,
     /// A request whose body has not arrived whole in this long is answered 408 and closed.
     pub body_read_timeout: Duration,
@@ -212,8 +216,8 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(130),
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }
