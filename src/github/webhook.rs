@@ -33,15 +33,11 @@ pub fn signature_valid(secrets: &[Secret], body: &[u8], header: Option<&str>) ->
     valid
 }
 
-/// The webhook secret setting holds several secrets, one per line (rotation).
+/// The webhook secret setting holds several secrets, one per line (rotation). Each is used
+/// byte for byte: lines are split on line breaks (`\n`, `\r\n`) only, never trimmed, so a
+/// secret with leading or trailing spaces verifies as GitHub computes it.
 pub fn split_secrets(value: &Secret) -> Vec<Secret> {
-    value
-        .expose()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(Secret::new)
-        .collect()
+    value.expose().lines().filter(|l| !l.is_empty()).map(Secret::new).collect()
 }
 
 /// A delivery, parsed.
@@ -323,6 +319,20 @@ mod tests {
             !signature_valid(&[], b"Hello, World!", Some(&format!("sha256={good}"))),
             "no secrets"
         );
+    }
+
+    #[test]
+    fn a_secret_with_spaces_is_used_byte_for_byte() {
+        let secret = "  spaced secret\t ";
+        let body = b"{}";
+        let header = {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(body);
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        };
+        let secrets = split_secrets(&Secret::new(format!("other\r\n{secret}\n")));
+        assert_eq!(secrets.iter().map(|s| s.expose()).collect::<Vec<_>>(), ["other", secret]);
+        assert!(signature_valid(&secrets, body, Some(&header)));
     }
 
     #[test]
