@@ -15,6 +15,9 @@ use crate::rules::names::{is_ours, workflow_runner_name};
 use crate::rules::request::{Create, Origin, Release, Request};
 use crate::target::valid_repository;
 
+/// The longest a release waits for ARM before answering 503.
+pub const ARM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -152,10 +155,18 @@ async fn release(app: &App, req: &host::HttpRequest<'_>, claims: Claims) -> Answ
     if !is_ours(&app.cfg.name_prefix, name) {
         return Answer::NotFound;
     }
-    let group = match app.arm.get_group(name).await {
-        Ok(g) => g,
-        Err(e) => {
+    // An HTTP function answers within seconds whatever ARM does; the caller may try again.
+    let group = match tokio::time::timeout(ARM_WAIT, app.arm.get_group(name)).await {
+        Ok(Ok(g)) => g,
+        Ok(Err(e)) => {
             log::error("runners.arm-unavailable", &[("error", &e)]);
+            return Answer::Unavailable("could not read the runner's container group; try again".into());
+        }
+        Err(_) => {
+            log::error(
+                "runners.arm-unavailable",
+                &[("error", &format!("no answer within {} s", ARM_WAIT.as_secs()))],
+            );
             return Answer::Unavailable("could not read the runner's container group; try again".into());
         }
     };
