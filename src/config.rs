@@ -89,6 +89,9 @@ pub struct Config {
     /// `HOST_HEADER_TIMEOUT_MS`: how long the handler's port waits for a request's headers,
     /// idle keep-alive time included (130 s; the tests shorten it).
     pub host_header_timeout: Duration,
+    /// `RECONCILE_AFTER_SECONDS`: a queued job this old with no group and no request is given
+    /// a runner by the sweeper.
+    pub reconcile_after: Duration,
 }
 
 /// Where settings come from: the process environment in `main`, a map in tests.
@@ -411,6 +414,7 @@ impl Config {
             retry,
             secret_cache_ttl: Duration::from_secs(r.parse("SECRET_CACHE_SECONDS", 300, "a number of seconds")?),
             host_header_timeout: Duration::from_millis(r.positive("HOST_HEADER_TIMEOUT_MS", 130_000)?),
+            reconcile_after: Duration::from_secs(r.positive("RECONCILE_AFTER_SECONDS", 120)?),
         };
         check_audience(&cfg)?;
         Ok(cfg)

@@ -14,10 +14,12 @@ fn minutes_ago(m: i64) -> String {
     aci_runners::clock::rfc3339(OffsetDateTime::now_utc() - time::Duration::minutes(m))
 }
 
+/// The last sweep's summary line.
 fn summary(ctx: &Ctx) -> String {
     ctx.logs()
         .lines()
-        .find(|l| l.starts_with("sweep groups="))
+        .filter(|l| l.starts_with("sweep groups="))
+        .last()
         .unwrap_or_default()
         .to_string()
 }
@@ -81,7 +83,7 @@ async fn exactly_the_right_deletions_in_the_right_order() {
         }
         assert_eq!(
             summary(ctx),
-            "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 failed=0 dry_run=false past_due=false"
+            "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false"
         );
     })
     .await;
@@ -140,7 +142,7 @@ async fn more_than_a_hundred_groups_and_runners_are_paged() {
     run_test(world, async |ctx| {
         tick(ctx).await;
         ctx.expect_log("sweep groups=").await;
-        assert_eq!(summary(ctx), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 failed=0 dry_run=false past_due=false");
+        assert_eq!(summary(ctx), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false");
         {
             let arm = ctx.arm();
             arm.expect_groups([]);
@@ -240,7 +242,7 @@ async fn a_runner_that_just_took_a_job_keeps_its_idle_group() {
             );
         }
         assert!(
-            summary(ctx).contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 failed=0"),
+            summary(ctx).contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 reconciled=0 failed=0"),
             "{}",
             summary(ctx)
         );
@@ -301,7 +303,7 @@ async fn handler_sweep_cli_prints_the_plan_and_deletes_only_with_yes() {
         );
         assert!(
             out.contains(
-                "deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 failed=0 dry_run=true"
+                "deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 failed=0 dry_run=true"
             ),
             "{out}"
         );
@@ -332,8 +334,9 @@ async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
         tick(ctx).await;
         ctx.expect_log("sweep groups=").await;
         assert!(
-            summary(ctx)
-                .contains("deleted_terminated=2 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=1 failed=0"),
+            summary(ctx).contains(
+                "deleted_terminated=2 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=1 reconciled=0 failed=0"
+            ),
             "{}",
             summary(ctx)
         );
@@ -346,6 +349,56 @@ async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
             arm.expect_groups(["aci-runner-4242"]);
             assert_eq!(arm.groups["aci-runner-4242"].instance_state.as_deref(), Some("Running"));
         }
+    })
+    .await;
+}
+
+/// A job GitHub queued with `labels`, `minutes` ago, as the runs and jobs lists show it.
+fn listed(id: u64, run: u64, labels: &[&str], minutes: i64, status: &str) -> common::fakes::ListedJob {
+    common::fakes::ListedJob {
+        id,
+        run_id: run,
+        scope: "repos/octo-org/octo-repo".into(),
+        status: status.into(),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        created_at: minutes_ago(minutes),
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_github_never_made_is_reconciled_once() {
+    let world = World::new().setting("ALLOWED_REPOSITORIES", "octo-org/octo-repo").github(|gh| {
+        // Job 7001's delivery never arrived; 7002 is too young to tell; 7003 is not ours;
+        // 7004 runs already; run 8 is done.
+        gh.listed_jobs.extend([
+            listed(7001, 7, &["self-hosted", "aci"], 10, "queued"),
+            listed(7002, 7, &["self-hosted", "aci"], 1, "queued"),
+            listed(7003, 7, &["self-hosted", "gpu"], 10, "queued"),
+            listed(7004, 7, &["self-hosted", "aci"], 10, "in_progress"),
+            listed(6001, 8, &["self-hosted", "aci"], 60, "completed"),
+        ]);
+        gh.job(7001, "queued")
+    });
+    run_test(world, async |ctx| {
+        tick(ctx).await;
+        ctx.expect_log("sweep.reconciled runner=aci-runner-7001 repository=octo-org/octo-repo job=7001")
+            .await;
+        ctx.expect_log("requeued=0 reconciled=1 failed=0").await;
+        {
+            let gh = ctx.github();
+            let calls = (gh.c.count("list-runs"), gh.c.count("list-jobs"));
+            assert_eq!(calls, (1, 1), "one call for the runs, one per run not completed");
+        }
+        ctx.expect_queued(1);
+        ctx.drain().await;
+        ctx.arm().expect_groups(["aci-runner-7001"]);
+        ctx.github().expect_runners(["aci-runner-7001"]);
+
+        // The next sweep: nothing changed at GitHub (answered 304), and the job has its group.
+        tick(ctx).await;
+        ctx.expect_log("requeued=0 reconciled=0 failed=0").await;
+        assert_eq!(ctx.github().not_modified, 2, "runs and jobs both answered 304");
+        ctx.expect_queued(0);
     })
     .await;
 }

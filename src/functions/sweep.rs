@@ -8,17 +8,20 @@ use futures::StreamExt;
 
 use super::{App, QUEUE_OUTPUT};
 use crate::azure::arm::Group;
+use crate::clock::parse_rfc3339;
 use crate::config::Scope;
 use crate::github::Runner;
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
-use crate::rules::group::{created_at, is_managed, target_name, webhook_request};
+use crate::rules::group::{created_at, is_managed, tag, target_name, webhook_request};
 use crate::rules::jobs::still_queued;
 use crate::rules::names::{self, Name};
+use crate::rules::reconcile::{self, ListedJob};
 use crate::rules::request::{Create, Request};
 use crate::rules::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
 use crate::secret::Secret;
+use crate::target::valid_repository;
 use crate::target::Target;
 
 /// Calls in flight at once (ARM reads, GitHub lists, deletes).
@@ -62,6 +65,8 @@ pub struct Report {
     /// image that would not pull, a container that died) leaves a job queued with nobody to
     /// run it, so the job gets another runner.
     pub requeue: Vec<Create>,
+    /// Runner requests for queued jobs no delivery asked for (a delivery GitHub failed to make).
+    pub reconciled: Vec<Create>,
     pub dry_run: bool,
 }
 
@@ -81,7 +86,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let kept = self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Kept(_))).count();
         format!(
-            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} failed={} dry_run={}",
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={} failed={} dry_run={}",
             self.groups_seen,
             self.runners_seen,
             self.count(Reason::Terminated),
@@ -90,6 +95,7 @@ impl Report {
             self.count(Reason::Ghost),
             kept,
             self.requeue.len(),
+            self.reconciled.len(),
             self.failed(),
             self.dry_run
         )
@@ -125,6 +131,7 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
     };
     // Ours: managed, and named with this deployment's prefix (a sibling deployment in the same
     // resource group has its own sweeper).
+    let all_names: HashSet<String> = listed.iter().map(|g| g.name.clone()).collect();
     let managed: Vec<Group> = listed
         .into_iter()
         .filter(|g| is_managed(&g.tags) && names::is_ours(&cfg.name_prefix, &g.name))
@@ -278,7 +285,62 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             }
         }
     }
+
+    // 7. Deliveries GitHub never made: queued jobs of ours with no group of their name.
+    if let Some(pat) = pat {
+        let repositories: BTreeSet<String> = groups
+            .iter()
+            .filter_map(|g| g.tags.get(tag::REPOSITORY).filter(|r| valid_repository(r)).cloned())
+            .chain(cfg.allowed_repositories.iter().cloned())
+            .map(|r| (r.to_ascii_lowercase(), r))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
+        let listed = futures::stream::iter(repositories.into_iter().map(|r| queued_jobs(app, pat, r)))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut jobs = vec![];
+        for (found, failures) in listed {
+            jobs.extend(found);
+            report.read_failures.extend(failures);
+        }
+        let mut taken = all_names;
+        taken.extend(report.requeue.iter().map(|c| c.runner.clone()));
+        for c in reconcile::select(&jobs, &taken, (app.clock)(), cfg.reconcile_after, cfg) {
+            log::info(
+                if dry_run { "sweep.would-reconcile" } else { "sweep.reconciled" },
+                &[("runner", &c.runner), ("repository", &c.repository), ("job", &c.job.unwrap_or(0))],
+            );
+            report.reconciled.push(c);
+        }
+    }
     report
+}
+
+/// The jobs of a repository's runs that are not completed: one conditional call for the runs,
+/// one per such run for its jobs.
+async fn queued_jobs(app: &App, pat: &Secret, repository: String) -> (Vec<ListedJob>, Vec<String>) {
+    let runs = match app.github.active_runs(pat, &repository).await {
+        Ok(r) => r,
+        Err(e) => return (vec![], vec![e.to_string()]),
+    };
+    let (mut jobs, mut failures) = (vec![], vec![]);
+    for run in runs {
+        match app.github.run_jobs(pat, &repository, run).await {
+            Ok(list) => jobs.extend(list.into_iter().map(|j| ListedJob {
+                id: j.id,
+                run_id: j.run_id,
+                run_attempt: j.run_attempt.unwrap_or(1),
+                repository: repository.clone(),
+                status: j.status.unwrap_or_default(),
+                labels: j.labels,
+                created_at: j.created_at.as_deref().and_then(parse_rfc3339),
+            })),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    (jobs, failures)
 }
 
 async fn job_still_queued(app: &App, pat: &Secret, c: Create) -> (Create, Result<bool, CallError>) {
@@ -392,11 +454,15 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
         log::info(&line, &[]);
     }
     let mut response = InvokeResponse::default();
-    if !report.dry_run && !report.requeue.is_empty() {
-        response = response.with_queue(
-            QUEUE_OUTPUT,
-            report.requeue.iter().map(|c| Request::Create(c.clone()).to_message()).collect(),
-        );
+    let requests: Vec<String> = report
+        .requeue
+        .iter()
+        .chain(&report.reconciled)
+        .map(|c| Request::Create(c.clone()).to_message())
+        .collect();
+    if !report.dry_run && !requests.is_empty() {
+        response = response.with_queue(QUEUE_OUTPUT, requests);
     }
+
     Outcome::Done(response)
 }

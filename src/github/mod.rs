@@ -4,6 +4,9 @@
 pub mod oidc;
 pub mod webhook;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use reqwest::{Client, Method, RequestBuilder};
 use serde::Deserialize;
 
@@ -50,7 +53,13 @@ pub struct GitHub {
     http: Client,
     base: String,
     retry: RetryPolicy,
+    /// Conditional GETs: path → (ETag, body) of the last 200. A 304 answer to `If-None-Match`
+    /// does not count against the rate limit.
+    etags: Arc<Mutex<HashMap<String, (String, bytes::Bytes)>>>,
 }
+
+/// The most answers kept for conditional GETs; past it the cache starts over.
+const ETAG_CACHE_MAX: usize = 4096;
 
 impl GitHub {
     pub fn new(http: Client, base: &str, retry: RetryPolicy) -> Self {
@@ -58,7 +67,65 @@ impl GitHub {
             http,
             base: base.trim_end_matches('/').to_string(),
             retry,
+            etags: Default::default(),
         }
+    }
+
+    /// A GET that sends the last answer's ETag and, on 304, returns that answer again.
+    async fn get_conditional(&self, op: &'static str, path: &str, pat: &Secret) -> Result<bytes::Bytes, CallError> {
+        let cached = self.etags.lock().unwrap_or_else(PoisonError::into_inner).get(path).cloned();
+        let resp = http::send(op, &self.retry, &[304], || async {
+            let mut r = self.request(Method::GET, path, pat);
+            if let Some((etag, _)) = &cached {
+                r = r.header("If-None-Match", etag);
+            }
+            Ok(r)
+        })
+        .await?;
+        if resp.status().as_u16() == 304 {
+            if let Some((_, body)) = cached {
+                return Ok(body);
+            }
+        }
+        let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = resp.bytes().await.map_err(|e| CallError::Other {
+            op,
+            message: format!("unreadable answer: {}", http::cause_of(&e)),
+            transient: true,
+        })?;
+        if let Some(etag) = etag {
+            let mut cache = self.etags.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.len() >= ETAG_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(path.to_string(), (etag, body.clone()));
+        }
+        Ok(body)
+    }
+
+    /// The ids of a repository's workflow runs that are not completed, among its 100 most
+    /// recent (a conditional request: unchanged, it costs no rate limit).
+    pub async fn active_runs(&self, pat: &Secret, repository: &str) -> Result<Vec<u64>, CallError> {
+        const OP: &str = "github.list-runs";
+        let body = self
+            .get_conditional(OP, &format!("{}/actions/runs?per_page=100", repo_path(repository)), pat)
+            .await?;
+        let list: RunList = parse(OP, &body)?;
+        Ok(list
+            .workflow_runs
+            .into_iter()
+            .filter(|r| r.status.as_deref() != Some("completed"))
+            .map(|r| r.id)
+            .collect())
+    }
+
+    /// The jobs of a run's latest attempt (conditional, as [`GitHub::active_runs`]).
+    pub async fn run_jobs(&self, pat: &Secret, repository: &str, run_id: u64) -> Result<Vec<Job>, CallError> {
+        const OP: &str = "github.list-jobs";
+        let path = format!("{}/actions/runs/{run_id}/jobs?filter=latest&per_page=100", repo_path(repository));
+        let body = self.get_conditional(OP, &path, pat).await?;
+        let list: JobList = parse(OP, &body)?;
+        Ok(list.jobs)
     }
 
     fn request(&self, method: Method, path: &str, pat: &Secret) -> RequestBuilder {
@@ -213,6 +280,49 @@ struct JitAnswer {
     encoded_jit_config: String,
 }
 
+/// A job as the jobs list gives it: what reconciling needs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    pub run_id: u64,
+    #[serde(default)]
+    pub run_attempt: Option<u32>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// RFC 3339, as GitHub writes it.
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JobList {
+    #[serde(default)]
+    jobs: Vec<Job>,
+}
+
+#[derive(Deserialize)]
+struct RunSummary {
+    id: u64,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RunList {
+    #[serde(default)]
+    workflow_runs: Vec<RunSummary>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(op: &'static str, body: &[u8]) -> Result<T, CallError> {
+    serde_json::from_slice(body).map_err(|e| CallError::Other {
+        op,
+        message: format!("unreadable answer: {e}"),
+        transient: true,
+    })
+}
+
 #[derive(Deserialize)]
 struct WithStatus {
     status: Option<String>,
@@ -257,6 +367,12 @@ mod tests {
             .map(|r| (r.id, r.name.as_str(), r.status.as_str(), r.busy))
             .collect();
         assert_eq!(seen, [(23, "linux_runner", "online", true), (24, "mac_runner", "offline", false)]);
+    }
+
+    #[test]
+    fn githubs_job_reads_as_a_listed_job() {
+        let j: Job = serde_json::from_str(include_str!("../../tests/data/get-job.200.json")).unwrap();
+        assert_eq!((j.id, j.run_id, j.status.as_deref()), (399444496, 29679449, Some("completed")));
     }
 
     #[test]

@@ -96,6 +96,21 @@ pub struct GitHubState {
     /// JIT configs handed out, by runner name.
     pub jit_configs: Vec<(String, String)>,
     pub per_page_max: usize,
+    /// Jobs as the runs and jobs lists show them (reconciliation), in `repos/<o>/<r>` scopes.
+    pub listed_jobs: Vec<ListedJob>,
+    /// Conditional GETs answered 304.
+    pub not_modified: usize,
+}
+
+/// A job of a workflow run, as `GET …/actions/runs` and `…/runs/{id}/jobs` list it.
+#[derive(Debug, Clone)]
+pub struct ListedJob {
+    pub id: u64,
+    pub run_id: u64,
+    pub scope: String,
+    pub status: String,
+    pub labels: Vec<String>,
+    pub created_at: String,
 }
 
 pub type GitHub = Arc<Mutex<GitHubState>>;
@@ -107,6 +122,8 @@ pub fn github(pat: &str) -> GitHub {
         runners: BTreeMap::new(),
         jobs: HashMap::new(),
         runs: HashMap::new(),
+        listed_jobs: vec![],
+        not_modified: 0,
         next_id: 1000,
         jit_configs: vec![],
         per_page_max: 100,
@@ -184,6 +201,8 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
         ("DELETE", ["runners", _]) => "delete-runner",
         ("GET", ["jobs", _]) if scope.starts_with("repos/") => "get-job",
         ("GET", ["runs", _]) if scope.starts_with("repos/") => "get-run",
+        ("GET", ["runs"]) if scope.starts_with("repos/") => "list-runs",
+        ("GET", ["runs", _, "jobs"]) if scope.starts_with("repos/") => "list-jobs",
         _ => return s.c.unexpected(r),
     };
     s.c.calls.push(op.into());
@@ -277,6 +296,32 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
                 None => Resp::json(404, json!({"message": "Not Found"})),
             }
         }
+        "list-runs" => {
+            // Runs are made of the listed jobs: completed when all their jobs are.
+            let mut runs: BTreeMap<u64, bool> = BTreeMap::new();
+            for j in s.listed_jobs.iter().filter(|j| j.scope == scope) {
+                *runs.entry(j.run_id).or_insert(true) &= j.status == "completed";
+            }
+            let list: Vec<Value> = runs
+                .iter()
+                .rev()
+                .map(|(id, done)| json!({"id": id, "status": if *done { "completed" } else { "in_progress" }}))
+                .collect();
+            conditional(s, r, json!({"total_count": list.len(), "workflow_runs": list}))
+        }
+        "list-jobs" => {
+            let run: u64 = rest[1].parse().unwrap_or(0);
+            let jobs: Vec<Value> = s
+                .listed_jobs
+                .iter()
+                .filter(|j| j.scope == scope && j.run_id == run)
+                .map(|j| {
+                    json!({"id": j.id, "run_id": j.run_id, "run_attempt": 1, "status": j.status, "labels": j.labels,
+                                "created_at": j.created_at, "runner_name": null})
+                })
+                .collect();
+            conditional(s, r, json!({"total_count": jobs.len(), "jobs": jobs}))
+        }
         "get-run" => {
             let id: u64 = rest[1].parse().unwrap_or(0);
             match s.runs.get(&id) {
@@ -296,6 +341,20 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
         }
         _ => unreachable!(),
     }
+}
+
+/// A 200 with an ETag of the body, or a 304 when the request's `If-None-Match` names it, as
+/// GitHub answers conditional requests.
+fn conditional(s: &mut GitHubState, r: &Req, body: Value) -> Resp {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.to_string().hash(&mut h);
+    let etag = format!("W/\"{:016x}\"", h.finish());
+    if r.header("if-none-match") == Some(etag.as_str()) {
+        s.not_modified += 1;
+        return Resp::empty(304).with_header("etag", &etag);
+    }
+    Resp::json(200, body).with_header("etag", &etag)
 }
 
 // ---------------------------------------------------------------- ARM
