@@ -18,8 +18,7 @@ fn minutes_ago(m: i64) -> String {
 fn summary(ctx: &Ctx) -> String {
     ctx.logs()
         .lines()
-        .filter(|l| l.starts_with("sweep groups="))
-        .last()
+        .rfind(|l| l.starts_with("sweep groups="))
         .unwrap_or_default()
         .to_string()
 }
