@@ -1,7 +1,10 @@
 //! Instructions per `github-webhook` invocation, counted by callgrind: repeatable on a shared
 //! machine, where time is not.
 //!
-//!   cargo bench --bench webhook_instructions      (needs valgrind; results in docs/benchmarks.md)
+//!   CARGO_PROFILE_BENCH_STRIP=false cargo bench --bench webhook_instructions
+//!
+//! (needs valgrind; symbols are kept to find SHA-256 in the profile; results in
+//! docs/benchmarks.md).
 //!
 //! Each invocation is the envelope `benches/webhook.rs` sends: the unedited 7.9 KB
 //! `workflow_job__queued` fixture, signed, as the host wraps it, on the full accept path
@@ -136,7 +139,12 @@ async fn drive() {
 
 fn row(what: &str, runs: &[(u64, u64)]) {
     let per = |f: fn(&(u64, u64)) -> u64| (f(&runs[1]) - f(&runs[0])) as f64 / (MANY - FEW) as f64;
-    println!("| {what} | {:.0} | {:.0} |", per(|r| r.0), per(|r| r.1));
+    let sha = if runs.iter().all(|r| r.1 == 0) {
+        "— (symbols stripped: set CARGO_PROFILE_BENCH_STRIP=false)".to_string()
+    } else {
+        format!("{:.0}", per(|r| r.1))
+    };
+    println!("| {what} | {:.0} | {sha} |", per(|r| r.0));
 }
 
 fn out_file(tag: &str) -> std::path::PathBuf {
