@@ -74,10 +74,10 @@ pub fn http_request(envelope: &[u8]) -> Result<HttpRequest<'_>, ProtocolError> {
         }
         data_seen = true;
         r.object(|r, key| {
-            if key == HTTP_TRIGGER && !r.null()? {
-                req = Some(read_request(r)?);
-            } else {
+            if key != HTTP_TRIGGER {
                 r.skip()?;
+            } else if !r.null()? {
+                req = Some(read_request(r)?);
             }
             Ok(ControlFlow::Continue(()))
         })?;
@@ -419,6 +419,14 @@ mod tests {
         assert_eq!(req.header("x-multi"), Some("a"));
         assert_eq!(req.param("name"), Some("r1"));
         assert_eq!(req.body(), "");
+    }
+
+    #[test]
+    fn null_members_read_as_absent() {
+        let env = br#"{"Data":{"req":{"Method":"GET","Headers":null,"Params":null,"Body":null}},"Metadata":null}"#;
+        let req = http_request(env).unwrap();
+        assert_eq!((req.header("host"), req.param("name"), req.body()), (None, None, ""));
+        assert!(matches!(http_request(br#"{"Data":{"req":null}}"#), Err(ProtocolError::Missing(_))));
     }
 
     #[test]
