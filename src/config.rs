@@ -73,7 +73,6 @@ pub struct Config {
     pub max_runners: u32,
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
-    pub sweep_schedule: String,
     pub allowed_repositories: Vec<String>,
     pub allowed_owners: Vec<String>,
     pub oidc_audience: Option<String>,
@@ -327,8 +326,8 @@ impl Config {
             return Err(err("RUNNER_IMAGE", format!("{image:?} is not an image reference")));
         }
 
-        let sweep_schedule = r.or("SWEEP_SCHEDULE", "0 */5 * * * *");
-        check_schedule(&sweep_schedule)?;
+        // Read by the host (`%SWEEP_SCHEDULE%` in the timer's function.json), checked here.
+        check_schedule(&r.or("SWEEP_SCHEDULE", "0 */5 * * * *"))?;
 
         let max_runners: u32 = r.parse("MAX_RUNNERS", 20, "a whole number")?;
         if max_runners == 0 {
@@ -377,7 +376,6 @@ impl Config {
             max_runners,
             idle_timeout: Duration::from_secs(idle * 60),
             max_lifetime: Duration::from_secs(lifetime * 60),
-            sweep_schedule,
             allowed_repositories,
             allowed_owners,
             oidc_audience: r.opt("OIDC_AUDIENCE"),
@@ -441,7 +439,6 @@ mod tests {
         assert_eq!(c.max_runners, 20);
         assert_eq!(c.idle_timeout, Duration::from_secs(15 * 60));
         assert_eq!(c.max_lifetime, Duration::from_secs(360 * 60));
-        assert_eq!(c.sweep_schedule, "0 */5 * * * *");
         assert_eq!(base(&c.oidc_issuer), "https://token.actions.githubusercontent.com");
         assert_eq!(base(&c.github_api_url), "https://api.github.com");
         assert_eq!(base(&c.arm_url), "https://management.azure.com");

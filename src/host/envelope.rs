@@ -155,13 +155,12 @@ pub fn queue_item(envelope: &[u8], binding: &str) -> Result<QueueItem, ProtocolE
     Ok(QueueItem { text, dequeue_count })
 }
 
-/// A timer trigger's `Data.<binding>`: `ScheduleStatus` may be null or an object.
+/// A timer trigger's `Data.<binding>`, of which only `IsPastDue` is read (`ScheduleStatus`, null
+/// or an object, and `Schedule` are not).
 #[derive(Debug, Deserialize)]
 pub struct TimerInfo {
     #[serde(rename = "IsPastDue", default)]
     pub is_past_due: bool,
-    #[serde(rename = "ScheduleStatus", default)]
-    pub schedule_status: Option<Value>,
 }
 
 pub fn timer_info(envelope: &[u8], binding: &str) -> Result<TimerInfo, ProtocolError> {
