@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use url::{Host, Url};
+
 use crate::http::RetryPolicy;
 
 /// Labels GitHub gives every self-hosted runner; a job asking only for these is not ours.
@@ -55,7 +57,7 @@ impl Scope {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub key_vault_url: String,
+    pub key_vault_url: Url,
     pub pat_secret_name: String,
     pub webhook_secret_name: String,
     pub subscription_id: String,
@@ -74,13 +76,13 @@ pub struct Config {
     pub max_runners_per_repository: Option<u32>,
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
-    pub sweep_schedule: String,
     pub allowed_repositories: Vec<String>,
     pub allowed_owners: Vec<String>,
     pub oidc_audience: Option<String>,
-    pub oidc_issuer: String,
-    pub github_api_url: String,
-    pub arm_url: String,
+    pub oidc_issuer: Url,
+    /// GitHub Enterprise Server's has a path (`/api/v3`): append to [`base`] of it.
+    pub github_api_url: Url,
+    pub arm_url: Url,
     pub aci_api_version: String,
     pub dry_run: bool,
     pub http_timeout: Duration,
@@ -152,15 +154,12 @@ impl Reader<'_> {
         }
     }
 
-    fn https_url(&self, name: &'static str, default: Option<&str>) -> Result<String, ConfigError> {
+    fn url(&self, name: &'static str, default: Option<&str>) -> Result<Url, ConfigError> {
         let v = match default {
             Some(d) => self.or(name, d),
             None => self.required(name)?,
         };
-        if !(v.starts_with("https://") || v.starts_with("http://")) {
-            return Err(err(name, format!("{v:?} is not an http(s) URL")));
-        }
-        Ok(v.trim_end_matches('/').to_string())
+        check_url(&v).map_err(|m| err(name, m))
     }
 
     fn list(&self, name: &'static str) -> Vec<String> {
@@ -168,6 +167,37 @@ impl Reader<'_> {
             .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
             .unwrap_or_default()
     }
+}
+
+/// An outbound base URL: `https://`, or plain `http://` to a loopback host (127.0.0.0/8,
+/// `::1`, `localhost`) for tests; no user info, query or fragment, which a path appended to
+/// it would lose or send where it should not go.
+pub fn check_url(v: &str) -> Result<Url, String> {
+    let url = Url::parse(v).map_err(|e| format!("{v:?} is not a URL: {e}"))?;
+    let loopback = match url.host() {
+        Some(Host::Ipv4(a)) => a.is_loopback(),
+        Some(Host::Ipv6(a)) => a.is_loopback(),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err(format!("{v:?} is plain http to a host other than loopback; use https")),
+        _ => return Err(format!("{v:?} is not an https URL")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{v:?} holds a user name or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{v:?} has a query or a fragment"));
+    }
+    Ok(url)
+}
+
+/// A base URL without its trailing slash, for appending a path (`/repos/…`) to.
+pub fn base(url: &Url) -> &str {
+    url.as_str().trim_end_matches('/')
 }
 
 /// ARM's rule for container group names, which are also our runner names.
@@ -235,7 +265,10 @@ fn check_audience(cfg: &Config) -> Result<(), ConfigError> {
             .nth(1)
             .map(|r| r.split(['/', ':']).next().unwrap_or("").to_ascii_lowercase())
     };
-    let github_host = host_of(&cfg.github_api_url).map(|h| h.trim_start_matches("api.").to_string());
+    let github_host = cfg
+        .github_api_url
+        .host_str()
+        .map(|h| h.to_ascii_lowercase().trim_start_matches("api.").to_string());
     let aud_host = host_of(aud);
     if aud_host.is_some() && (aud_host.as_deref() == Some("github.com") || aud_host == github_host) {
         return Err(err(
@@ -280,9 +313,9 @@ impl Config {
             }
         };
         let key_vault_url = if stand_ins {
-            r.https_url("KEY_VAULT_URL", Some("https://example-vault.vault.azure.net"))?
+            r.url("KEY_VAULT_URL", Some("https://example-vault.vault.azure.net"))?
         } else {
-            r.https_url("KEY_VAULT_URL", None)?
+            r.url("KEY_VAULT_URL", None)?
         };
         let subscription_id = where_("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")?;
         let resource_group = where_("RUNNER_RESOURCE_GROUP", "rg-aci-runners")?;
@@ -337,8 +370,8 @@ impl Config {
             return Err(err("RUNNER_IMAGE", format!("{image:?} is not an image reference")));
         }
 
-        let sweep_schedule = r.or("SWEEP_SCHEDULE", "0 */5 * * * *");
-        check_schedule(&sweep_schedule)?;
+        // Read by the host (`%SWEEP_SCHEDULE%` in the timer's function.json), checked here.
+        check_schedule(&r.or("SWEEP_SCHEDULE", "0 */5 * * * *"))?;
 
         let max_runners: u32 = r.parse("MAX_RUNNERS", 20, "a whole number")?;
         if max_runners == 0 {
@@ -401,13 +434,12 @@ impl Config {
             max_runners_per_repository,
             idle_timeout: Duration::from_secs(idle * 60),
             max_lifetime: Duration::from_secs(lifetime * 60),
-            sweep_schedule,
             allowed_repositories,
             allowed_owners,
             oidc_audience: r.opt("OIDC_AUDIENCE"),
-            oidc_issuer: r.https_url("OIDC_ISSUER", Some("https://token.actions.githubusercontent.com"))?,
-            github_api_url: r.https_url("GITHUB_API_URL", Some("https://api.github.com"))?,
-            arm_url: r.https_url("AZURE_RESOURCE_MANAGER_URL", Some("https://management.azure.com"))?,
+            oidc_issuer: r.url("OIDC_ISSUER", Some("https://token.actions.githubusercontent.com"))?,
+            github_api_url: r.url("GITHUB_API_URL", Some("https://api.github.com"))?,
+            arm_url: r.url("AZURE_RESOURCE_MANAGER_URL", Some("https://management.azure.com"))?,
             aci_api_version: r.or("ACI_API_VERSION", "2025-09-01"),
             dry_run: r.bool("DRY_RUN")?,
             http_timeout: Duration::from_secs(r.positive("HTTP_TIMEOUT_SECONDS", 30)?),
@@ -470,7 +502,7 @@ mod tests {
     #[test]
     fn defaults_match_the_design() {
         let c = Config::from_env(&env(&[])).unwrap();
-        assert_eq!(c.key_vault_url, "https://kv.vault.azure.net");
+        assert_eq!(base(&c.key_vault_url), "https://kv.vault.azure.net");
         assert_eq!(c.pat_secret_name, "github-pat");
         assert_eq!(c.webhook_secret_name, "github-webhook-secret");
         assert_eq!(c.runner_labels, ["self-hosted", "linux", "x64", "aci"]);
@@ -481,10 +513,9 @@ mod tests {
         assert_eq!(c.max_runners, 20);
         assert_eq!(c.idle_timeout, Duration::from_secs(15 * 60));
         assert_eq!(c.max_lifetime, Duration::from_secs(360 * 60));
-        assert_eq!(c.sweep_schedule, "0 */5 * * * *");
-        assert_eq!(c.oidc_issuer, "https://token.actions.githubusercontent.com");
-        assert_eq!(c.github_api_url, "https://api.github.com");
-        assert_eq!(c.arm_url, "https://management.azure.com");
+        assert_eq!(base(&c.oidc_issuer), "https://token.actions.githubusercontent.com");
+        assert_eq!(base(&c.github_api_url), "https://api.github.com");
+        assert_eq!(base(&c.arm_url), "https://management.azure.com");
         assert_eq!(c.aci_api_version, "2025-09-01");
         assert!(!c.dry_run && c.oidc_audience.is_none() && c.subnet_id.is_none());
     }
@@ -559,6 +590,51 @@ mod tests {
             "OIDC_AUDIENCE",
             "a GitHub Enterprise Server's default audience"
         );
+    }
+
+    #[test]
+    fn url_settings_are_https_or_loopback_http_and_bare() {
+        let refused: &[(&str, &str)] = &[
+            ("no scheme", "kv.vault.azure.net"),
+            ("plain http to a public host", "http://kv.vault.azure.net"),
+            ("plain http to a private address", "http://10.0.0.4"),
+            ("plain http to a name that ends in localhost", "http://localhost.example.com"),
+            ("another scheme", "ftp://kv.vault.azure.net"),
+            ("a query", "https://kv.vault.azure.net/?code=abc"),
+            ("an empty query", "https://kv.vault.azure.net/?"),
+            ("a fragment", "https://kv.vault.azure.net/#top"),
+            ("a user name", "https://admin@kv.vault.azure.net"),
+            ("a user name and password", "https://admin:hunter2@kv.vault.azure.net"),
+            ("not a URL at all", "https://"),
+        ];
+        for setting in ["KEY_VAULT_URL", "OIDC_ISSUER", "GITHUB_API_URL", "AZURE_RESOURCE_MANAGER_URL"] {
+            for (rule, value) in refused {
+                let e = error_of(&[(setting, value)]);
+                assert_eq!(e.setting, setting, "{rule} is refused, naming its setting: {e}");
+            }
+        }
+        let accepted: &[(&str, &str, &str)] = &[
+            ("https", "https://kv.vault.azure.net/", "https://kv.vault.azure.net"),
+            (
+                "https with a path",
+                "https://ghes.example.com/api/v3",
+                "https://ghes.example.com/api/v3",
+            ),
+            (
+                "a path with a trailing slash",
+                "https://ghes.example.com/api/v3/",
+                "https://ghes.example.com/api/v3",
+            ),
+            ("https with a port", "https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+            ("plain http to 127.0.0.1", "http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("plain http to anywhere in 127/8", "http://127.1.2.3", "http://127.1.2.3"),
+            ("plain http to ::1", "http://[::1]:8080", "http://[::1]:8080"),
+            ("plain http to localhost", "http://LocalHost:8080", "http://localhost:8080"),
+        ];
+        for (rule, value, base_url) in accepted {
+            let c = Config::from_env(&env(&[("GITHUB_API_URL", value)])).unwrap_or_else(|e| panic!("{rule}: {e}"));
+            assert_eq!(base(&c.github_api_url), *base_url, "{rule}");
+        }
     }
 
     #[test]

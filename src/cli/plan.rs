@@ -72,7 +72,7 @@ pub fn plan(cfg: &Config, payload: &str, now: OffsetDateTime) -> anyhow::Result<
     writeln!(out, "           {}", request.to_message())?;
     let groups = format!(
         "{}{}",
-        cfg.arm_url,
+        crate::config::base(&cfg.arm_url),
         crate::azure::arm::groups_path(&cfg.subscription_id, &cfg.resource_group)
     );
     match &request {
@@ -84,7 +84,7 @@ pub fn plan(cfg: &Config, payload: &str, now: OffsetDateTime) -> anyhow::Result<
             writeln!(
                 out,
                 "provision: POST {}/{scope}/actions/runners/generate-jitconfig name={} labels=[{}]",
-                cfg.github_api_url,
+                crate::config::base(&cfg.github_api_url),
                 c.runner,
                 c.labels.join(", ")
             )?;

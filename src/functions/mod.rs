@@ -45,12 +45,12 @@ impl App {
         let http = http::http_client(cfg.http_timeout, extra_roots_pem)?;
         let options = azure::client_options(&http, &cfg.retry);
         let credential = azure::credential(credential, cfg.azure_client_id.as_deref(), options.clone())?;
-        let secrets = SecretStore::new(&cfg.key_vault_url, credential.clone(), options, cfg.secret_cache_ttl)?;
-        let github = GitHub::new(http.clone(), &cfg.github_api_url, cfg.retry);
+        let secrets = SecretStore::new(cfg.key_vault_url.as_str(), credential.clone(), options, cfg.secret_cache_ttl)?;
+        let github = GitHub::new(http.clone(), cfg.github_api_url.as_str(), cfg.retry);
         let arm = Arm::new(
             http.clone(),
             credential,
-            &cfg.arm_url,
+            cfg.arm_url.as_str(),
             &cfg.subscription_id,
             &cfg.resource_group,
             &cfg.aci_api_version,
@@ -60,7 +60,7 @@ impl App {
         let oidc = cfg
             .oidc_audience
             .as_ref()
-            .map(|aud| Verifier::new(http, &cfg.oidc_issuer, aud, cfg.retry, clock.clone()));
+            .map(|aud| Verifier::new(http, cfg.oidc_issuer.as_str(), aud, cfg.retry, clock.clone()));
         Ok(App {
             cfg,
             secrets,

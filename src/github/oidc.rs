@@ -1,15 +1,15 @@
-//! GitHub Actions OIDC tokens: RS256 only, keys from the issuer's discovery document and JWKS
+//! GitHub Actions OIDC tokens, verified with `jsonwebtoken` on aws-lc-rs (the crypto library
+//! the TLS stack already uses): RS256 only, keys from the issuer's discovery document and JWKS
 //! (cached, refetched on an unknown `kid` at most once per [`REFETCH_INTERVAL`]), `iss` exact,
-//! `aud` equal to `OIDC_AUDIENCE`, `exp`/`nbf`/`iat` with a small skew. RSA verification is
-//! aws-lc-rs, the crypto library the TLS stack already uses.
+//! `aud` equal to `OIDC_AUDIENCE`. `exp`/`nbf`/`iat` are checked here, with a small skew,
+//! against the injected clock (`jsonwebtoken` would read the system's).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
-use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -62,46 +62,30 @@ pub enum TokenError {
 
 #[derive(Default)]
 struct Keys {
-    by_kid: HashMap<String, RsaPublicKeyComponents<Vec<u8>>>,
+    by_kid: HashMap<String, DecodingKey>,
     fetched_at: Option<OffsetDateTime>,
 }
 
 pub struct Verifier {
     http: reqwest::Client,
     issuer: String,
-    audience: String,
+    /// RS256, `iss` and `aud` required and equal to ours; no time checks (see [`Verifier::verify`]).
+    validation: Validation,
     retry: RetryPolicy,
     clock: Clock,
     keys: RwLock<Keys>,
     refetch: tokio::sync::Mutex<()>,
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-}
-
+/// The claims read besides those `jsonwebtoken` checks.
 #[derive(Deserialize)]
 struct RawClaims {
-    #[serde(default)]
-    iss: Option<String>,
-    #[serde(default)]
-    aud: Option<serde_json::Value>,
-    #[serde(default)]
     exp: Option<i64>,
-    #[serde(default)]
     nbf: Option<i64>,
-    #[serde(default)]
     iat: Option<i64>,
-    #[serde(default)]
     repository: Option<String>,
-    #[serde(default)]
     repository_owner: Option<String>,
-    #[serde(default)]
     run_id: Option<String>,
-    #[serde(default)]
     run_attempt: Option<String>,
 }
 
@@ -109,24 +93,27 @@ struct RawClaims {
 struct Jwk {
     #[serde(default)]
     kty: String,
-    #[serde(default)]
     kid: Option<String>,
-    #[serde(default, rename = "use")]
+    #[serde(rename = "use")]
     use_: Option<String>,
-    #[serde(default)]
     alg: Option<String>,
-    #[serde(default)]
     n: Option<String>,
-    #[serde(default)]
     e: Option<String>,
 }
 
 impl Verifier {
     pub fn new(http: reqwest::Client, issuer: &str, audience: &str, retry: RetryPolicy, clock: Clock) -> Self {
+        let issuer = issuer.trim_end_matches('/').to_string();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["iss", "aud"]);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Verifier {
             http,
-            issuer: issuer.trim_end_matches('/').to_string(),
-            audience: audience.to_string(),
+            issuer,
+            validation,
             retry,
             clock,
             keys: RwLock::new(Keys::default()),
@@ -145,46 +132,48 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        if token.split('.').count() != 3 {
             return Err(TokenError::Malformed("not three dot-separated parts"));
-        };
-        let header: Header = decode_json(h).ok_or(TokenError::Malformed("header"))?;
-        if header.alg != "RS256" {
-            return Err(TokenError::Algorithm(header.alg));
+        }
+        // An `alg` jsonwebtoken does not know (such as `none`) leaves the header unread.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed("header"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }
         let kid = header.kid.ok_or(TokenError::Malformed("no kid"))?;
-        let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::Malformed("signature encoding"))?;
         let key = self.key(&kid).await?;
-        let signed = &token[..h.len() + 1 + p.len()];
-        key.verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature)
-            .map_err(|_| TokenError::Signature)?;
+        let c = jsonwebtoken::decode::<RawClaims>(token, &key, &self.validation)
+            .map_err(|e| match e.into_kind() {
+                ErrorKind::InvalidSignature => TokenError::Signature,
+                ErrorKind::InvalidIssuer => TokenError::Issuer,
+                ErrorKind::InvalidAudience => TokenError::Audience,
+                ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) if c == "iss" => TokenError::Issuer,
+                ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) if c == "aud" => TokenError::Audience,
+                ErrorKind::InvalidAlgorithm => TokenError::Algorithm(format!("{:?}", header.alg)),
+                ErrorKind::Base64(_) => TokenError::Malformed("signature or claims encoding"),
+                _ => TokenError::Malformed("claims"),
+            })?
+            .claims;
 
-        let c: RawClaims = decode_json(p).ok_or(TokenError::Malformed("claims"))?;
-        if c.iss.as_deref() != Some(self.issuer.as_str()) {
-            return Err(TokenError::Issuer);
-        }
-        let aud_ok = match &c.aud {
-            Some(serde_json::Value::String(a)) => *a == self.audience,
-            Some(serde_json::Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(self.audience.as_str())),
-            _ => false,
-        };
-        if !aud_ok {
-            return Err(TokenError::Audience);
-        }
         let now = (self.clock)().unix_timestamp();
         let skew = SKEW.as_secs() as i64;
         let exp = c.exp.ok_or(TokenError::Claim("exp"))?;
-        if now > exp + skew {
+        // Checked, so that no time near either end of i64 overflows: a token expiring past the
+        // far end never expires, and one valid from before the far start has begun.
+        if exp.checked_add(skew).is_some_and(|latest| now > latest) {
             return Err(TokenError::Expired);
         }
-        if c.nbf.is_some_and(|nbf| now + skew < nbf) || c.iat.is_some_and(|iat| now + skew < iat) {
+        let begun = |t: Option<i64>| t.is_none_or(|t| t.checked_sub(skew).is_none_or(|earliest| now >= earliest));
+        if !begun(c.nbf) || !begun(c.iat) {
             return Err(TokenError::NotYetValid);
         }
+        let digits = |v: Option<String>| v.filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
         let repository = c.repository.filter(|r| r.contains('/')).ok_or(TokenError::Claim("repository"))?;
         let owner = c.repository_owner.ok_or(TokenError::Claim("repository_owner"))?;
-        let run_id = c.run_id.and_then(|r| r.parse().ok()).ok_or(TokenError::Claim("run_id"))?;
-        let run_attempt = c.run_attempt.and_then(|r| r.parse().ok()).ok_or(TokenError::Claim("run_attempt"))?;
+        let run_id = digits(c.run_id).and_then(|r| r.parse().ok()).ok_or(TokenError::Claim("run_id"))?;
+        let run_attempt = digits(c.run_attempt)
+            .and_then(|r| r.parse().ok())
+            .ok_or(TokenError::Claim("run_attempt"))?;
         Ok(Claims {
             repository,
             owner,
@@ -193,12 +182,12 @@ impl Verifier {
         })
     }
 
-    fn cached(&self, kid: &str) -> Option<RsaPublicKeyComponents<Vec<u8>>> {
+    fn cached(&self, kid: &str) -> Option<DecodingKey> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).by_kid.get(kid).cloned()
     }
 
     /// The key for `kid`: cached, or fetched when unknown (rate-limited).
-    async fn key(&self, kid: &str) -> Result<RsaPublicKeyComponents<Vec<u8>>, TokenError> {
+    async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
         if let Some(k) = self.cached(kid) {
             return Ok(k);
         }
@@ -219,7 +208,7 @@ impl Verifier {
     }
 
     /// The discovery document's `jwks_uri`, then its RSA signing keys.
-    pub async fn fetch_keys(&self) -> Result<HashMap<String, RsaPublicKeyComponents<Vec<u8>>>, CallError> {
+    pub async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, CallError> {
         const OP: &str = "oidc.discovery";
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
         let resp = http::send(OP, &self.retry, &[], || async { Ok(self.http.get(&url)) }).await?;
@@ -246,24 +235,13 @@ impl Verifier {
         let mut out = HashMap::new();
         for k in set.keys {
             let usable = k.kty == "RSA" && k.use_.as_deref().is_none_or(|u| u == "sig") && k.alg.as_deref().is_none_or(|a| a == "RS256");
-            let (Some(kid), Some(n), Some(e)) = (k.kid, k.n, k.e) else {
+            let (true, Some(kid), Some(n), Some(e)) = (usable, k.kid, k.n, k.e) else {
                 continue;
             };
-            let (Ok(n), Ok(e)) = (
-                URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')),
-                URL_SAFE_NO_PAD.decode(e.trim_end_matches('=')),
-            ) else {
-                continue;
-            };
-            if usable {
-                out.insert(kid, RsaPublicKeyComponents { n, e });
+            if let Ok(key) = DecodingKey::from_rsa_components(n.trim_end_matches('='), e.trim_end_matches('=')) {
+                out.insert(kid, key);
             }
         }
         Ok(out)
     }
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }

@@ -80,7 +80,9 @@ struct RawOwner {
 /// reading stops once all of them are in hand, so the rest of the repository's ~60 URLs and
 /// the `sender` (about 70% of a delivery) are never scanned. The body is signed by GitHub
 /// (the signature is checked first), so what is not read cannot have been tampered with; in
-/// any other order, everything is read.
+/// any other order, everything is read. Against a derived struct this saves 12% of the
+/// handler's instructions per webhook invocation (docs/benchmarks.md, "Hand-written readers
+/// against serde derive").
 #[derive(Default)]
 struct Fields {
     action: Option<String>,
