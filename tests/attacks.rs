@@ -7,7 +7,9 @@
 
 mod common;
 
+use common::fakes::{Fault, GitHubState};
 use common::host::HttpResult;
+use common::net::Resp;
 use common::oidc::{TestKey, AUDIENCE, KEY_A};
 use common::*;
 use serde_json::{json, Value};
@@ -202,10 +204,26 @@ async fn a_signed_completed_delivery_from_another_organization_cannot_release_it
 
 // ------------------------------------------------ a runner is (target, name): the sweeper
 
+/// The sweeper lists every target at once. Each test runs twice: once with the group's own
+/// target answering first (the others answer late), once with it answering last, so a
+/// pairing by name alone picks a runner from another target whichever one it keeps.
+const OWN_FIRST: bool = true;
+
+/// The first runner list in each of `targets` answers 502, so it is retried and comes late.
+fn answers_late(gh: &mut GitHubState, targets: &[&'static str]) {
+    for t in targets {
+        gh.c.faults.push(Fault {
+            only: Some(t),
+            op: "list-runners",
+            times: 1,
+            resp: Resp::json(502, json!({"message": "Server Error"})),
+        });
+    }
+}
+
 /// A busy runner's idle-aged group in the victim's repository, and idle runners of the same
-/// name in two other allowed repositories, one listed before it and one after; seeded in
-/// reverse order when `reverse` (ids, so the fake lists them in that order).
-fn same_name_elsewhere(reverse: bool) -> World {
+/// name in two other allowed repositories, one listed before it and one after.
+fn same_name_elsewhere(own_first: bool) -> World {
     World::new()
         .setting("ALLOWED_REPOSITORIES", "octo-org/a-repo,octo-org/octo-repo,octo-org/z-repo")
         .arm(|arm| arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &minutes_ago(30)))
@@ -215,8 +233,11 @@ fn same_name_elsewhere(reverse: bool) -> World {
                 ("repos/octo-org/octo-repo", true),
                 ("repos/octo-org/z-repo", false),
             ];
-            if reverse {
+            if own_first {
+                answers_late(gh, &["/octo-org/a-repo/", "/octo-org/z-repo/"]);
+            } else {
                 seeds.reverse();
+                answers_late(gh, &["/octo-org/octo-repo/"]);
             }
             for (scope, busy) in seeds {
                 gh.runner(scope, "aci-runner-4", "online", busy);
@@ -227,21 +248,20 @@ fn same_name_elsewhere(reverse: bool) -> World {
 
 #[tokio::test]
 async fn an_idle_runner_of_the_same_name_in_another_repository_does_not_make_the_sweeper_delete_a_busy_group() {
-    for reverse in [false, true] {
-        run_test(same_name_elsewhere(reverse), async |ctx| {
+    for own_first in [OWN_FIRST, !OWN_FIRST] {
+        run_test(same_name_elsewhere(own_first), async |ctx| {
             tick(ctx).await;
             {
                 let arm = ctx.arm();
                 arm.expect_groups(["aci-runner-4"]);
-                assert_eq!(arm.c.count("delete"), 0, "reverse={reverse}");
+                assert_eq!(arm.c.count("delete"), 0, "own_first={own_first}");
                 let gh = ctx.github();
                 assert_eq!(gh.runners.len(), 3);
-                assert_eq!(gh.c.count("delete-runner"), 0, "reverse={reverse}");
-                assert_eq!(gh.c.count("list-runners"), 3);
+                assert_eq!(gh.c.count("delete-runner"), 0, "own_first={own_first}");
             }
             assert!(
                 summary(ctx).starts_with("sweep groups=1 runners=3 deleted_terminated=0 deleted_lifetime=0 deleted_idle=0 "),
-                "reverse={reverse}: {}",
+                "own_first={own_first}: {}",
                 summary(ctx)
             );
         })
@@ -251,63 +271,76 @@ async fn an_idle_runner_of_the_same_name_in_another_repository_does_not_make_the
 
 #[tokio::test]
 async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_repository() {
-    let world = World::new()
-        .setting("ALLOWED_REPOSITORIES", "octo-org/a-repo,octo-org/octo-repo,octo-org/z-repo")
-        .arm(|arm| arm.seed("aci-runner-5", true, "Succeeded", Some("Running"), &minutes_ago(30)))
-        .github(|gh| {
-            // All idle and online: a deregistration in the wrong repository would succeed.
-            gh.runner("repos/octo-org/a-repo", "aci-runner-5", "online", false)
-                .runner("repos/octo-org/octo-repo", "aci-runner-5", "online", false)
-                .runner("repos/octo-org/z-repo", "aci-runner-5", "online", false)
-        });
-    run_test(world, async |ctx| {
-        tick(ctx).await;
-        ctx.arm().expect_groups([]);
-        let gh = ctx.github();
-        assert_eq!(gh.c.count("delete-runner"), 1);
-        let left: Vec<&str> = gh.runners.values().map(|r| r.scope.as_str()).collect();
-        assert_eq!(left, ["repos/octo-org/a-repo", "repos/octo-org/z-repo"]);
-    })
-    .await;
+    for own_first in [OWN_FIRST, !OWN_FIRST] {
+        let world = World::new()
+            .setting("ALLOWED_REPOSITORIES", "octo-org/a-repo,octo-org/octo-repo,octo-org/z-repo")
+            .arm(|arm| arm.seed("aci-runner-5", true, "Succeeded", Some("Running"), &minutes_ago(30)))
+            .github(move |gh| {
+                match own_first {
+                    true => answers_late(gh, &["/octo-org/a-repo/", "/octo-org/z-repo/"]),
+                    false => answers_late(gh, &["/octo-org/octo-repo/"]),
+                }
+                // All idle and online: a deregistration in the wrong repository would succeed.
+                gh.runner("repos/octo-org/a-repo", "aci-runner-5", "online", false)
+                    .runner("repos/octo-org/octo-repo", "aci-runner-5", "online", false)
+                    .runner("repos/octo-org/z-repo", "aci-runner-5", "online", false)
+            });
+        run_test(world, async |ctx| {
+            tick(ctx).await;
+            ctx.arm().expect_groups([]);
+            let gh = ctx.github();
+            assert_eq!(gh.c.count("delete-runner"), 1);
+            let left: Vec<&str> = gh.runners.values().map(|r| r.scope.as_str()).collect();
+            assert_eq!(left, ["repos/octo-org/a-repo", "repos/octo-org/z-repo"], "own_first={own_first}");
+        })
+        .await;
+    }
 }
 
 #[tokio::test]
 async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_organization() {
-    let world = World::new()
-        .setting("RUNNER_SCOPE", "org")
-        .setting("ALLOWED_OWNERS", "acme,octo-org,zeta")
-        .arm(|arm| {
-            arm.seed("aci-runner-6", true, "Succeeded", Some("Running"), &minutes_ago(30))
-                .tag("aci-runner-6", "github-owner", "octo-org")
-                // Busy in its own organization: kept below the lifetime cap.
-                .seed("aci-runner-7", true, "Succeeded", Some("Running"), &minutes_ago(30))
-                .tag("aci-runner-7", "github-owner", "octo-org")
+    for own_first in [OWN_FIRST, !OWN_FIRST] {
+        let world = World::new()
+            .setting("RUNNER_SCOPE", "org")
+            .setting("ALLOWED_OWNERS", "acme,octo-org,zeta")
+            .arm(|arm| {
+                arm.seed("aci-runner-6", true, "Succeeded", Some("Running"), &minutes_ago(30))
+                    .tag("aci-runner-6", "github-owner", "octo-org")
+                    // Busy in its own organization: kept below the lifetime cap.
+                    .seed("aci-runner-7", true, "Succeeded", Some("Running"), &minutes_ago(30))
+                    .tag("aci-runner-7", "github-owner", "octo-org")
+            })
+            .github(move |gh| {
+                match own_first {
+                    true => answers_late(gh, &["/orgs/acme/", "/orgs/zeta/"]),
+                    false => answers_late(gh, &["/orgs/octo-org/"]),
+                }
+                for org in ["orgs/acme", "orgs/octo-org", "orgs/zeta"] {
+                    gh.runner(org, "aci-runner-6", "online", false);
+                    gh.runner(org, "aci-runner-7", "online", org == "orgs/octo-org");
+                }
+                gh
+            });
+        run_test(world, async |ctx| {
+            tick(ctx).await;
+            ctx.arm().expect_groups(["aci-runner-7"]);
+            let gh = ctx.github();
+            assert_eq!(gh.c.count("delete-runner"), 1);
+            let left: Vec<(&str, &str)> = gh.runners.values().map(|r| (r.scope.as_str(), r.name.as_str())).collect();
+            assert_eq!(
+                left,
+                [
+                    ("orgs/acme", "aci-runner-6"),
+                    ("orgs/acme", "aci-runner-7"),
+                    ("orgs/octo-org", "aci-runner-7"),
+                    ("orgs/zeta", "aci-runner-6"),
+                    ("orgs/zeta", "aci-runner-7"),
+                ],
+                "own_first={own_first}"
+            );
         })
-        .github(|gh| {
-            for org in ["orgs/acme", "orgs/octo-org", "orgs/zeta"] {
-                gh.runner(org, "aci-runner-6", "online", false);
-                gh.runner(org, "aci-runner-7", "online", org == "orgs/octo-org");
-            }
-            gh
-        });
-    run_test(world, async |ctx| {
-        tick(ctx).await;
-        ctx.arm().expect_groups(["aci-runner-7"]);
-        let gh = ctx.github();
-        assert_eq!(gh.c.count("delete-runner"), 1);
-        let left: Vec<(&str, &str)> = gh.runners.values().map(|r| (r.scope.as_str(), r.name.as_str())).collect();
-        assert_eq!(
-            left,
-            [
-                ("orgs/acme", "aci-runner-6"),
-                ("orgs/acme", "aci-runner-7"),
-                ("orgs/octo-org", "aci-runner-7"),
-                ("orgs/zeta", "aci-runner-6"),
-                ("orgs/zeta", "aci-runner-7"),
-            ]
-        );
-    })
-    .await;
+        .await;
+    }
 }
 
 // ------------------------------------------------ a name is ours only by its exact grammar
@@ -354,7 +387,7 @@ async fn sibling_deployments_in_our_resource_group_and_repository_are_never_swep
                 .expect_status(200)
                 .expect_json(json!({"ignored": format!("job ran on runner {name}, which is not ours")}));
         }
-        assert_eq!(ctx.drain().await, 1);
+        assert_eq!(ctx.drain().await, 1, "created on the first try: siblings' groups are not counted");
         ctx.expect_log("provision op=create runner=aci-runner-4242 attempt=1 result=created")
             .await;
 
@@ -672,6 +705,56 @@ async fn a_tag_with_path_characters_never_reaches_a_github_url() {
             .await;
         ctx.arm().expect_groups(["aci-runner-7"]);
         assert_eq!(ctx.github().c.calls, Vec::<String>::new());
+    })
+    .await;
+}
+
+// ------------------------------------------------ our tokens go only where the settings point
+
+#[tokio::test]
+async fn a_next_page_outside_the_configured_api_is_not_followed_with_our_token() {
+    const EVIL: &str = "https://api.github.test.evil.example";
+    let world = World::new()
+        .arm(|arm| arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &minutes_ago(30)))
+        .github(|gh| {
+            // GitHub's first page, or what looks like it, sends the next one elsewhere.
+            let page = json!({"total_count": 2, "runners": [{"id": 1, "name": "aci-runner-4", "os": "linux",
+                              "status": "online", "busy": false, "labels": []}]});
+            gh.c.faults.push(Fault {
+                only: None,
+                op: "list-runners",
+                times: 1,
+                resp: Resp::json(200, page).with_header(
+                    "link",
+                    &format!(r#"<{EVIL}/repos/{VICTIM}/actions/runners?per_page=100&page=2>; rel="next""#),
+                ),
+            });
+            gh
+        });
+    run_test(world, async |ctx| {
+        tick(ctx).await;
+        // Refused: the repository counts as unlisted, so its idle group is not judged.
+        ctx.arm().expect_groups(["aci-runner-4"]);
+        assert_eq!(ctx.github().c.calls, ["list-runners"]);
+        assert!(summary(ctx).contains("deleted_idle=0 "), "{}", summary(ctx));
+        assert!(summary(ctx).contains(" failed=1 "), "{}", summary(ctx));
+        ctx.expect_log("is outside GITHUB_API_URL").await;
+
+        // ARM's list, the same way.
+        ctx.arm().c.faults.push(Fault {
+            only: None,
+            op: "list",
+            times: 1,
+            resp: Resp::json(
+                200,
+                json!({"value": [], "nextLink": "https://management.azure.test.evil.example/subscriptions/x?$skipToken=1"}),
+            ),
+        });
+        tick(ctx).await;
+        ctx.expect_log("is outside AZURE_RESOURCE_MANAGER_URL").await;
+        ctx.arm().expect_groups(["aci-runner-4"]);
+        assert_eq!(ctx.arm().c.count("list"), 2);
+        // The harness fails the test on any host the proxy refused: none was asked for.
     })
     .await;
 }
