@@ -204,12 +204,10 @@ async fn a_signed_completed_delivery_from_another_organization_cannot_release_it
 
 // ------------------------------------------------ a runner is (target, name): the sweeper
 
-/// The sweeper lists every target at once. Each test runs twice: once with the group's own
-/// target answering first (the others answer late), once with it answering last, so a
-/// pairing by name alone picks a runner from another target whichever one it keeps.
-const OWN_FIRST: bool = true;
-
 /// The first runner list in each of `targets` answers 502, so it is retried and comes late.
+/// The sweeper lists every target at once; each test below runs with the group's own target
+/// answering first (`own_first`: the others come late), then last, so a pairing by name
+/// alone picks a runner from another target whichever of the two it keeps.
 fn answers_late(gh: &mut GitHubState, targets: &[&'static str]) {
     for t in targets {
         gh.c.faults.push(Fault {
@@ -248,7 +246,7 @@ fn same_name_elsewhere(own_first: bool) -> World {
 
 #[tokio::test]
 async fn an_idle_runner_of_the_same_name_in_another_repository_does_not_make_the_sweeper_delete_a_busy_group() {
-    for own_first in [OWN_FIRST, !OWN_FIRST] {
+    for own_first in [true, false] {
         run_test(same_name_elsewhere(own_first), async |ctx| {
             tick(ctx).await;
             {
@@ -271,7 +269,7 @@ async fn an_idle_runner_of_the_same_name_in_another_repository_does_not_make_the
 
 #[tokio::test]
 async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_repository() {
-    for own_first in [OWN_FIRST, !OWN_FIRST] {
+    for own_first in [true, false] {
         let world = World::new()
             .setting("ALLOWED_REPOSITORIES", "octo-org/a-repo,octo-org/octo-repo,octo-org/z-repo")
             .arm(|arm| arm.seed("aci-runner-5", true, "Succeeded", Some("Running"), &minutes_ago(30)))
@@ -299,7 +297,7 @@ async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_re
 
 #[tokio::test]
 async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_organization() {
-    for own_first in [OWN_FIRST, !OWN_FIRST] {
+    for own_first in [true, false] {
         let world = World::new()
             .setting("RUNNER_SCOPE", "org")
             .setting("ALLOWED_OWNERS", "acme,octo-org,zeta")
