@@ -159,7 +159,8 @@ fn runner_json(r: &FakeRunner) -> Value {
            "labels": r.labels.iter().map(|l| json!({"name": l, "type": "custom"})).collect::<Vec<_>>()})
 }
 
-/// `(scope, rest)` for `/repos/o/r/actions/…` or `/orgs/o/actions/…`.
+/// `(scope, rest)` for `/repos/o/r/actions/…` or `/orgs/o/actions/…`. GitHub reads owner and
+/// repository names in a path case-insensitively, so scopes compare that way.
 fn split_scope(path: &str) -> Option<(String, Vec<String>)> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
@@ -231,7 +232,7 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
             if labels.is_empty() {
                 return Resp::json(422, json!({"message": "labels: minItems 1"}));
             }
-            if s.runners.values().any(|x| x.name == name && x.scope == scope) {
+            if s.runners.values().any(|x| x.name == name && x.scope.eq_ignore_ascii_case(&scope)) {
                 return Resp::json(
                     409,
                     json!({"message": format!("Already exists - A runner with the name {name} already exists.")}),
@@ -257,7 +258,7 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
             let all: Vec<&FakeRunner> = s
                 .runners
                 .values()
-                .filter(|x| x.scope == scope && name.as_ref().is_none_or(|n| *n == x.name))
+                .filter(|x| x.scope.eq_ignore_ascii_case(&scope) && name.as_ref().is_none_or(|n| *n == x.name))
                 .collect();
             let chunk: Vec<Value> = all
                 .iter()
@@ -283,7 +284,7 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
         "delete-runner" => {
             let id: u64 = rest[1].parse().unwrap_or(0);
             match s.runners.get(&id) {
-                Some(x) if x.scope != scope => Resp::json(404, json!({"message": "Not Found"})),
+                Some(x) if !x.scope.eq_ignore_ascii_case(&scope) => Resp::json(404, json!({"message": "Not Found"})),
                 Some(x) if x.busy => Resp::json(
                     422,
                     json!({"message": format!("Bad request - Runner \"{}\" is still running a job\"", x.name)}),
