@@ -733,7 +733,8 @@ async fn a_next_page_outside_the_configured_api_is_not_followed_with_our_token()
         tick(ctx).await;
         // Refused: the repository counts as unlisted, so its idle group is not judged.
         ctx.arm().expect_groups(["aci-runner-4"]);
-        assert_eq!(ctx.github().c.calls, ["list-runners"]);
+        // (and reconciliation's own list of the repository's runs, on the configured API)
+        assert_eq!(ctx.github().c.calls, ["list-runners", "list-runs"]);
         assert!(summary(ctx).contains("deleted_idle=0 "), "{}", summary(ctx));
         assert!(summary(ctx).contains(" failed=1 "), "{}", summary(ctx));
         ctx.expect_log("is outside GITHUB_API_URL").await;
