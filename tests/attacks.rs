@@ -149,7 +149,7 @@ async fn a_signed_completed_delivery_from_another_repository_cannot_release_its_
             .await
             .expect_status(202);
         ctx.drain().await;
-        ctx.arm().expect_groups([]);
+        ctx.arm().settle().expect_groups([]);
         ctx.github().expect_runners(["aci-runner-53"]);
         ctx.expect_log("provision op=release runner=aci-runner-51 attempt=1 result=\"released deregistered=true deleted=true\"")
             .await;
@@ -192,7 +192,7 @@ async fn a_signed_completed_delivery_from_another_organization_cannot_release_it
             .await
             .expect_status(202);
         ctx.drain().await;
-        ctx.arm().expect_groups([]);
+        ctx.arm().settle().expect_groups([]);
         {
             let gh = ctx.github();
             let left: Vec<&str> = gh.runners.values().map(|r| r.scope.as_str()).collect();
@@ -285,7 +285,7 @@ async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_re
             });
         run_test(world, async |ctx| {
             tick(ctx).await;
-            ctx.arm().expect_groups([]);
+            ctx.arm().settle().expect_groups([]);
             let gh = ctx.github();
             assert_eq!(gh.c.count("delete-runner"), 1);
             let left: Vec<&str> = gh.runners.values().map(|r| r.scope.as_str()).collect();
@@ -321,7 +321,7 @@ async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_or
             });
         run_test(world, async |ctx| {
             tick(ctx).await;
-            ctx.arm().expect_groups(["aci-runner-7"]);
+            ctx.arm().settle().expect_groups(["aci-runner-7"]);
             let gh = ctx.github();
             assert_eq!(gh.c.count("delete-runner"), 1);
             let left: Vec<(&str, &str)> = gh.runners.values().map(|r| (r.scope.as_str(), r.name.as_str())).collect();
@@ -393,8 +393,8 @@ async fn sibling_deployments_in_our_resource_group_and_repository_are_never_swep
         let mut expected: Vec<&str> = SIBLINGS.iter().map(|s| s.0).collect();
         expected.push("aci-runner-4242");
         {
-            let arm = ctx.arm();
-            arm.expect_groups(expected.iter().copied());
+            let mut arm = ctx.arm();
+            arm.settle().expect_groups(expected.iter().copied());
             let writes: Vec<&str> = arm.c.writes.iter().map(|(_, w)| w.as_str()).collect();
             assert_eq!(writes, ["put aci-runner-4242", "delete aci-runner-42"]);
             let gh = ctx.github();
@@ -690,7 +690,7 @@ async fn a_tag_with_path_characters_never_reaches_a_github_url() {
         tick(ctx).await;
         // The exited group goes (ARM's own name for it); the idle one's runner cannot be
         // looked for anywhere, so it is not judged idle.
-        ctx.arm().expect_groups(["aci-runner-7"]);
+        ctx.arm().settle().expect_groups(["aci-runner-7"]);
         {
             let gh = ctx.github();
             assert_eq!(gh.c.calls, Vec::<String>::new(), "no GitHub call from a tag");
@@ -779,7 +779,7 @@ async fn the_largest_job_id_gets_a_valid_arm_name_and_a_group() {
         // And it is released by its own cancelled delivery.
         ctx.deliver(completed(u64::MAX, None)).await.expect_status(202);
         ctx.drain().await;
-        ctx.arm().expect_groups([]);
+        ctx.arm().settle().expect_groups([]);
         ctx.github().expect_runners([]);
     })
     .await;
@@ -805,7 +805,7 @@ async fn the_longest_prefix_with_the_largest_run_id_and_attempt_gives_a_name_arm
 
         delete_runner(ctx, &t, &name).await.expect_status(202);
         ctx.drain().await;
-        ctx.arm().expect_groups([]);
+        ctx.arm().settle().expect_groups([]);
         ctx.github().expect_runners([]);
     })
     .await;
@@ -845,9 +845,13 @@ async fn one_repository_cannot_take_more_than_its_share_through_runners() {
         ctx.expect_queued(3);
         {
             let mut arm = ctx.arm();
-            let victims = arm.groups.values_mut();
-            let mut victims = victims.filter(|g| g.tags.get("github-repository").map(String::as_str) == Some(VICTIM));
-            victims.next().unwrap().provisioning_state = "Failed".into();
+            let victim = arm
+                .groups
+                .values()
+                .find(|g| g.tags.get("github-repository").map(String::as_str) == Some(VICTIM))
+                .map(|g| g.name.clone())
+                .unwrap();
+            arm.fail(&victim);
         }
         let statuses = ctx.invoke_batch().await;
         assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");

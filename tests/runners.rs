@@ -149,8 +149,12 @@ async fn release_works_only_for_the_repository_that_made_the_runner() {
         delete(ctx, &token(REPO), "build-box").await.expect_status(404);
         delete(ctx, &token(REPO), &name).await.expect_status(202);
         ctx.drain().await;
-        // Released.
-        ctx.arm().expect_groups([]);
+        // Released: ARM is deleting the group, then it is gone.
+        {
+            let mut arm = ctx.arm();
+            arm.expect_deleting([name.as_str()]);
+            arm.settle().expect_groups([]);
+        }
         assert!(ctx.github().runner_named(&name).is_none(), "deregistered");
     })
     .await;

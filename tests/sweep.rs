@@ -23,6 +23,19 @@ fn summary(ctx: &Ctx) -> String {
         .to_string()
 }
 
+/// The groups whose DELETE ARM accepted, in name order.
+fn deletes_accepted(ctx: &Ctx) -> Vec<String> {
+    let mut names: Vec<String> = ctx
+        .arm()
+        .c
+        .writes
+        .iter()
+        .filter_map(|(_, w)| w.strip_prefix("delete ").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
 async fn tick(ctx: &Ctx) {
     let (status, body) = ctx.host().timer("sweep", json!(null), false).await;
     assert_eq!(status, 200, "{body}");
@@ -60,9 +73,14 @@ async fn exactly_the_right_deletions_in_the_right_order() {
     run_test(seeded(World::new()), async |ctx| {
         tick(ctx).await;
         ctx.expect_log("sweep groups=").await;
+        assert_eq!(
+            deletes_accepted(ctx),
+            ["aci-runner-1", "aci-runner-2", "aci-runner-3", "aci-runner-4", "aci-runner-7"]
+        );
         {
-            let arm = ctx.arm();
-            arm.expect_groups(["aci-runner-5", "aci-runner-6", "aci-runner-8"]);
+            let mut arm = ctx.arm();
+            // What ARM has not finished deleting by the end of the sweep goes once it has.
+            arm.settle().expect_groups(["aci-runner-5", "aci-runner-6", "aci-runner-8"]);
             let gh = ctx.github();
             // GitHub refuses to remove a busy runner (422); its group past the lifetime cap is
             // deleted anyway and the registration goes offline with it.
@@ -142,9 +160,10 @@ async fn more_than_a_hundred_groups_and_runners_are_paged() {
         tick(ctx).await;
         ctx.expect_log("sweep groups=").await;
         assert_eq!(summary(ctx), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false");
+        assert_eq!(deletes_accepted(ctx).len(), 150);
         {
-            let arm = ctx.arm();
-            arm.expect_groups([]);
+            let mut arm = ctx.arm();
+            arm.settle().expect_groups([]);
             assert_eq!(arm.c.count("list"), 2, "two pages via nextLink");
             assert_eq!(arm.c.count("get"), 0, "failed groups need no state read");
             let gh = ctx.github();
@@ -195,12 +214,16 @@ async fn throttling_and_server_errors_are_retried_and_failures_wait_for_the_next
         ctx.expect_log("sweep groups=").await;
         let first = summary(ctx);
         assert!(first.contains("failed=1"), "one delete failed for good: {first}");
-        assert_eq!(ctx.arm().groups.len(), 4, "one of the five deletions is left for the next run");
+        assert_eq!(
+            ctx.arm().settle().groups.len(),
+            4,
+            "one of the five deletions is left for the next run"
+        );
         tick(ctx).await;
         ctx.expect_log("sweep groups=3 runners=4 deleted_terminated=0 deleted_lifetime=0 deleted_idle=1 ")
             .await;
         // aci-runner-7 went on the second run.
-        ctx.arm().expect_groups(["aci-runner-5", "aci-runner-6", "aci-runner-8"]);
+        ctx.arm().settle().expect_groups(["aci-runner-5", "aci-runner-6", "aci-runner-8"]);
     })
     .await;
 }
@@ -232,8 +255,10 @@ async fn a_runner_that_just_took_a_job_keeps_its_idle_group() {
     run_test(world, async |ctx| {
         tick(ctx).await;
         ctx.expect_log("sweep groups=").await;
+        assert_eq!(deletes_accepted(ctx), ["aci-runner-3"]);
         {
-            let arm = ctx.arm();
+            let mut arm = ctx.arm();
+            arm.settle();
             assert!(arm.groups.contains_key("aci-runner-4"), "idle group kept when deregistering fails");
             assert!(
                 !arm.groups.contains_key("aci-runner-3"),
@@ -271,7 +296,7 @@ async fn org_scope_lists_the_organization_and_leaves_ghosts() {
     run_test(world, async |ctx| {
         tick(ctx).await;
         ctx.expect_log("sweep groups=").await;
-        ctx.arm().expect_groups([]);
+        ctx.arm().settle().expect_groups([]);
         {
             let gh = ctx.github();
             // Org-scope ghosts are left to GitHub.
@@ -310,7 +335,8 @@ async fn handler_sweep_cli_prints_the_plan_and_deletes_only_with_yes() {
 
         let done = ctx.cli(&["sweep", "--yes"], &[]).await;
         assert!(done.ok, "{}", done.stderr);
-        assert_eq!(ctx.arm().groups.len(), 3);
+        assert_eq!(deletes_accepted(ctx).len(), 5);
+        assert_eq!(ctx.arm().settle().groups.len(), 3);
     })
     .await;
 }
@@ -325,8 +351,9 @@ async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
         ctx.drain().await;
         {
             let mut arm = ctx.arm();
+            arm.settle();
             for n in ["aci-runner-4242", "aci-runner-4243"] {
-                arm.groups.get_mut(n).unwrap().instance_state = Some("Failed".into());
+                arm.container_exits(n, "Failed");
             }
             ctx.github().job(4242, "queued").job(4243, "completed");
         }
@@ -339,15 +366,33 @@ async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
             "{}",
             summary(ctx)
         );
-        // The sweep's queue output.
+        // The sweep's queue output. ARM is still deleting the old group when it is read.
         ctx.expect_queued(1);
         ctx.drain().await;
         {
-            let arm = ctx.arm();
-            // A fresh group for the job still queued.
+            let mut arm = ctx.arm();
+            arm.settle();
+            // A fresh group for the job still queued, made once the old one was gone.
             arm.expect_groups(["aci-runner-4242"]);
-            assert_eq!(arm.groups["aci-runner-4242"].instance_state.as_deref(), Some("Running"));
+            assert_eq!(arm.state("aci-runner-4242"), ("Succeeded", Some("Running")));
+            let puts: Vec<u64> = arm
+                .c
+                .writes
+                .iter()
+                .filter(|(_, w)| w == "put aci-runner-4242")
+                .map(|(s, _)| *s)
+                .collect();
+            assert_eq!(puts.len(), 2, "made, then made anew");
+            let gone = arm.event_seq("gone aci-runner-4242").expect("the old group went");
+            assert!(gone < puts[1], "the new group was PUT after the old one was gone");
         }
+        assert!(
+            !ctx.logs()
+                .lines()
+                .any(|l| l.contains("runner=aci-runner-4242 ") && l.contains("result=exists")),
+            "a group ARM is deleting is no runner for the job:\n{}",
+            ctx.logs()
+        );
     })
     .await;
 }

@@ -428,7 +428,10 @@ async fn completed_job_releases_its_runner_and_deletes_the_group() {
         ctx.deliver(completed(50, Some("aci-runner-51"))).await.expect_status(202);
         ctx.drain().await;
         {
-            let arm = ctx.arm();
+            let mut arm = ctx.arm();
+            // ARM accepted the DELETE (202) and is deleting the group; then it is gone.
+            arm.expect_deleting(["aci-runner-51"]);
+            arm.settle();
             assert!(!arm.groups.contains_key("aci-runner-51"), "the runner that ran the job is released");
             assert!(
                 arm.groups.contains_key("aci-runner-50"),
@@ -453,7 +456,9 @@ async fn cancelled_while_queued_releases_its_group_unless_busy_elsewhere() {
         }
         ctx.drain().await;
         {
-            let arm = ctx.arm();
+            let mut arm = ctx.arm();
+            arm.expect_deleting(["aci-runner-60"]);
+            arm.settle();
             assert!(
                 !arm.groups.contains_key("aci-runner-60"),
                 "idle group of a cancelled job is released"
@@ -649,7 +654,7 @@ async fn max_runners_holds_new_jobs_until_a_slot_frees_and_never_poisons_them() 
         assert_eq!(waits, 30, "one line per wait");
 
         // A finished group frees a slot.
-        ctx.arm().groups.get_mut("aci-runner-2").unwrap().provisioning_state = "Failed".into();
+        ctx.arm().fail("aci-runner-2");
         assert_eq!(ctx.host().invoke_batch().await, [200]);
         ctx.expect_queued(0);
         assert!(ctx.arm().groups.contains_key("aci-runner-200"));

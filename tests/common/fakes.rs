@@ -30,6 +30,10 @@ pub struct Fault {
 /// One clock for every fake, so a test can order calls across GitHub and ARM.
 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+fn next_seq() -> u64 {
+    SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
 #[derive(Debug, Default)]
 pub struct Common {
     /// `op` of every call, in order (faulted ones included).
@@ -51,7 +55,7 @@ impl Common {
     }
 
     fn wrote(&mut self, what: String) {
-        self.writes.push((SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst), what));
+        self.writes.push((next_seq(), what));
     }
 
     /// The sequence number of a write, e.g. `seq_of("delete aci-runner-1")`.
@@ -359,15 +363,76 @@ fn conditional(s: &mut GitHubState, r: &Req, body: Value) -> Resp {
 }
 
 // ---------------------------------------------------------------- ARM
+//
+// ARM as it is: a container group PUT or DELETE is a long-running operation. A PUT answers 201
+// (200 for a group that exists) with the group `Creating` (`Updating`), an `Azure-AsyncOperation`
+// and a `Location` to poll; the group is `Succeeded` with its container `Running` (or `Failed`)
+// later. A DELETE answers 202 with the group `Deleting`, which stays visible in GET and list
+// until the operation ends; a DELETE of a group that is not there answers 204. A PUT on a group
+// ARM is deleting is refused: 409 `ContainerGroupTransitioning`.
+//
+// Time in the fake is explicit and counted in ARM calls, never slept: every call the fake
+// answers is one tick of its clock (`ArmState::now`), and an operation accepted at tick `t`
+// ends at tick `t + create_takes` (`t + delete_takes`): the `n`th ARM call after it sees it
+// done, whoever makes that call (a GET that polls, the next list, another function). A test
+// moves time itself with `advance(n)` (as if `n` more calls were made) or `settle()` (every
+// operation under way ends now). Seeded groups in a transitional state (`Creating`, `Pending`,
+// `Updating`, `Deleting`) have their operation under way from the start.
+
+/// Calls a PUT or a DELETE takes by default: the group is `Creating` or `Deleting` for the next
+/// two ARM calls and done from the third. Long enough that the handler's own next call sees
+/// the operation under way, short enough that a function that waits for it (polls, or fails
+/// and is retried by the queue) sees it end well inside the queue's `maxDequeueCount`.
+pub const OPERATION_TAKES: u64 = 3;
+
+/// The location the fake's operations live in.
+const LOCATION: &str = "westeurope";
+
+/// What an operation under way does when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// `Creating`/`Updating` → `Succeeded` with the container `Running`, or `Failed`.
+    Create { fail: bool },
+    /// `Deleting` → gone (404 on GET, absent from lists).
+    Delete,
+}
+
+/// The operation under way on a group.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Its id: the last segment of its `Azure-AsyncOperation` URL.
+    pub op: String,
+    pub transition: Transition,
+    /// The tick of the fake's clock at which it ends.
+    pub done_at: u64,
+}
 
 #[derive(Debug, Clone)]
 pub struct FakeGroup {
     pub name: String,
+    /// Empty = no tags: ARM writes `"tags": null`.
     pub tags: BTreeMap<String, String>,
     pub provisioning_state: String,
     pub instance_state: Option<String>,
     /// What was PUT, secure values included (ARM stores them; it never returns them).
     pub body: Value,
+    /// `systemData.createdAt`, as ARM writes it (`2026-11-28T10:00:00.1234567Z`).
+    pub created_at: String,
+    /// The operation under way, if any.
+    pub pending: Option<Pending>,
+}
+
+/// A long-running operation, as `GET …/locations/{l}/operations/{id}` reports it.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub group: String,
+    /// `create` or `delete`.
+    pub kind: &'static str,
+    /// `InProgress`, `Succeeded`, `Failed` or `Canceled`.
+    pub status: String,
+    pub error: Option<Value>,
+    pub start_time: String,
+    pub end_time: Option<String>,
 }
 
 #[derive(Debug)]
@@ -382,6 +447,25 @@ pub struct ArmState {
     pub lost_put_answers: u32,
     /// Groups the list does not show yet: made by another instance after that list was read.
     pub unlisted: Vec<String>,
+    /// The fake's clock: the ARM calls answered so far, plus what tests advanced it by.
+    pub now: u64,
+    /// Ticks from an accepted PUT to `Succeeded`/`Failed`; 0 = at once (a 200/201 with the end state).
+    pub create_takes: u64,
+    /// Ticks from an accepted DELETE to gone; 0 = at once (a 200).
+    pub delete_takes: u64,
+    /// Names whose next create ends `Failed` (one entry per create).
+    pub failing_creates: Vec<String>,
+    /// Every operation accepted, by id.
+    pub operations: BTreeMap<String, Operation>,
+    /// What ARM did on its own when an operation ended, `(sequence, "created|failed|gone <name>")`,
+    /// sequenced with every fake's writes (compare with [`Common::seq_of`]).
+    pub events: Vec<(u64, String)>,
+    /// Names of PUTs refused because the group was being deleted.
+    pub refused_puts: Vec<String>,
+    /// `Retry-After` (seconds) on accepted operations. 0: a client that honours it waits no
+    /// real time in a test.
+    pub retry_after: u32,
+    next_op: u64,
 }
 
 pub type Arm = Arc<Mutex<ArmState>>;
@@ -394,7 +478,31 @@ pub fn arm() -> Arm {
         puts: vec![],
         lost_put_answers: 0,
         unlisted: vec![],
+        now: 0,
+        create_takes: OPERATION_TAKES,
+        delete_takes: OPERATION_TAKES,
+        failing_creates: vec![],
+        operations: BTreeMap::new(),
+        events: vec![],
+        refused_puts: vec![],
+        retry_after: 0,
+        next_op: 0,
     }))
+}
+
+/// Wall-clock time as ARM writes it: UTC, seven fractional digits.
+fn arm_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{}.{:07}Z",
+        t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
+            .unwrap(),
+        t.nanosecond() / 100
+    )
+}
+
+fn arm_now() -> String {
+    arm_time(time::OffsetDateTime::now_utc())
 }
 
 impl ArmState {
@@ -402,26 +510,22 @@ impl ArmState {
         self.c.count("put") + self.c.count("delete")
     }
 
-    /// A group as if made earlier (by us when `managed`), in the given states.
-    /// Sets one tag of a seeded group.
-    pub fn tag(&mut self, name: &str, key: &str, value: &str) -> &mut Self {
-        self.groups
-            .get_mut(name)
-            .expect("seeded first")
-            .tags
-            .insert(key.into(), value.into());
-        self
-    }
-
+    /// A group as if made earlier (by us when `managed`), in the given states. `created_at` is
+    /// both its `created-at` tag (managed groups) and ARM's `systemData.createdAt`; `""` = no
+    /// tag, and ARM made it now. A group seeded `Creating`, `Pending` or `Updating` has its
+    /// create under way, one seeded `Deleting` its delete, from tick 0.
     pub fn seed(&mut self, name: &str, managed: bool, provisioning: &str, instance: Option<&str>, created_at: &str) -> &mut Self {
         let mut tags = BTreeMap::new();
         if managed {
             tags.insert("managed-by".into(), "aci-runners".into());
             tags.insert("github-repository".into(), "octo-org/octo-repo".into());
-            tags.insert("created-at".into(), created_at.into());
+            if !created_at.is_empty() {
+                tags.insert("created-at".into(), created_at.into());
+            }
         } else {
             tags.insert("team".into(), "data".into());
         }
+        let system_created = aci_runners::clock::parse_rfc3339(created_at).map(arm_time).unwrap_or_else(arm_now);
         self.groups.insert(
             name.into(),
             FakeGroup {
@@ -430,17 +534,245 @@ impl ArmState {
                 provisioning_state: provisioning.into(),
                 instance_state: instance.map(str::to_string),
                 body: json!({}),
+                created_at: system_created,
+                pending: None,
             },
         );
+        match provisioning {
+            "Creating" | "Pending" | "Updating" => {
+                self.begin(name, Transition::Create { fail: false });
+            }
+            "Deleting" => {
+                self.begin(name, Transition::Delete);
+            }
+            _ => {}
+        }
         self
     }
+
+    /// Sets one tag of a seeded group.
+    pub fn tag(&mut self, name: &str, key: &str, value: &str) -> &mut Self {
+        self.group_mut(name).tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// Removes one tag of a seeded group (say `created-at`: the group then ages from
+    /// `systemData.createdAt`).
+    pub fn untag(&mut self, name: &str, key: &str) -> &mut Self {
+        self.group_mut(name).tags.remove(key);
+        self
+    }
+
+    /// A group with no tags at all: ARM lists it with `"tags": null`.
+    pub fn untagged(&mut self, name: &str) -> &mut Self {
+        self.group_mut(name).tags.clear();
+        self
+    }
+
+    /// ARM's `systemData.createdAt` of a group (RFC 3339).
+    pub fn made_by_arm_at(&mut self, name: &str, at: &str) -> &mut Self {
+        let t = aci_runners::clock::parse_rfc3339(at).expect("an RFC 3339 time");
+        self.group_mut(name).created_at = arm_time(t);
+        self
+    }
+
+    /// Ticks an accepted PUT takes to end (0: at once).
+    pub fn create_takes(&mut self, ticks: u64) -> &mut Self {
+        self.create_takes = ticks;
+        self
+    }
+
+    /// Ticks an accepted DELETE takes to end (0: at once).
+    pub fn delete_takes(&mut self, ticks: u64) -> &mut Self {
+        self.delete_takes = ticks;
+        self
+    }
+
+    /// The next create of `name` ends `Failed` (an image that will not pull).
+    pub fn fail_next_create(&mut self, name: &str) -> &mut Self {
+        self.failing_creates.push(name.into());
+        self
+    }
+
+    /// Moves the clock on by `ticks`, as if that many ARM calls were made: the operations due
+    /// by then end.
+    pub fn advance(&mut self, ticks: u64) -> &mut Self {
+        self.now += ticks;
+        self.finish_due();
+        self
+    }
+
+    /// Every operation under way ends now.
+    pub fn settle(&mut self) -> &mut Self {
+        let last = self.groups.values().filter_map(|g| g.pending.as_ref().map(|p| p.done_at)).max();
+        if let Some(t) = last {
+            self.now = self.now.max(t);
+            self.finish_due();
+        }
+        self
+    }
+
+    /// The container of a running group exits (`Succeeded` for exit code 0, `Failed` otherwise),
+    /// as a runner's does after its job, or before it when the runner cannot start.
+    pub fn container_exits(&mut self, name: &str, state: &str) -> &mut Self {
+        let g = self.group_mut(name);
+        assert!(
+            g.pending.is_none() && g.provisioning_state == "Succeeded",
+            "{name} is {} with an operation under way ({:?}): settle() first",
+            g.provisioning_state,
+            g.pending
+        );
+        g.instance_state = Some(state.into());
+        self
+    }
+
+    /// ARM gives up on a group now: `provisioningState: Failed`, whatever was under way.
+    pub fn fail(&mut self, name: &str) -> &mut Self {
+        if let Some(p) = self.group_mut(name).pending.take() {
+            self.end_operation(&p.op, "Failed", Some(image_error(name)));
+        }
+        self.group_mut(name).provisioning_state = "Failed".into();
+        self
+    }
+
+    /// `(provisioningState, instanceView.state)` of a group.
+    pub fn state(&self, name: &str) -> (&str, Option<&str>) {
+        let g = self.groups.get(name).unwrap_or_else(|| panic!("no group {name}"));
+        (g.provisioning_state.as_str(), g.instance_state.as_deref())
+    }
+
+    /// The sequence number of an event, e.g. `event_seq("gone aci-runner-1")` (the last one).
+    pub fn event_seq(&self, what: &str) -> Option<u64> {
+        self.events.iter().rev().find(|(_, e)| e == what).map(|(s, _)| *s)
+    }
+
+    fn group_mut(&mut self, name: &str) -> &mut FakeGroup {
+        self.groups
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("no group {name}: seed it first"))
+    }
+
+    /// Starts an operation on `name` (which exists) and returns its id.
+    fn begin(&mut self, name: &str, transition: Transition) -> String {
+        self.next_op += 1;
+        let id = format!("{:08x}-0000-4000-8000-{:012x}", self.next_op, self.next_op);
+        let (kind, takes) = match transition {
+            Transition::Create { .. } => ("create", self.create_takes),
+            Transition::Delete => ("delete", self.delete_takes),
+        };
+        self.operations.insert(
+            id.clone(),
+            Operation {
+                group: name.into(),
+                kind,
+                status: "InProgress".into(),
+                error: None,
+                start_time: arm_now(),
+                end_time: None,
+            },
+        );
+        let done_at = self.now + takes;
+        let g = self.group_mut(name);
+        if let Some(old) = g.pending.take() {
+            // A DELETE while the create is under way cancels the create.
+            self.end_operation(&old.op, "Canceled", None);
+        }
+        self.group_mut(name).pending = Some(Pending {
+            op: id.clone(),
+            transition,
+            done_at,
+        });
+        if takes == 0 {
+            self.finish(name);
+        }
+        id
+    }
+
+    fn end_operation(&mut self, id: &str, status: &str, error: Option<Value>) {
+        if let Some(op) = self.operations.get_mut(id) {
+            op.status = status.into();
+            op.error = error;
+            op.end_time = Some(arm_now());
+        }
+    }
+
+    /// Ends the operation under way on `name`.
+    fn finish(&mut self, name: &str) {
+        let Some(p) = self.groups.get_mut(name).and_then(|g| g.pending.take()) else {
+            return;
+        };
+        let event = match p.transition {
+            Transition::Create { fail: false } => {
+                let g = self.group_mut(name);
+                g.provisioning_state = "Succeeded".into();
+                g.instance_state = Some("Running".into());
+                self.end_operation(&p.op, "Succeeded", None);
+                format!("created {name}")
+            }
+            Transition::Create { fail: true } => {
+                self.group_mut(name).provisioning_state = "Failed".into();
+                self.end_operation(&p.op, "Failed", Some(image_error(name)));
+                format!("failed {name}")
+            }
+            Transition::Delete => {
+                self.groups.remove(name);
+                self.end_operation(&p.op, "Succeeded", None);
+                format!("gone {name}")
+            }
+        };
+        self.events.push((next_seq(), event));
+    }
+
+    /// Ends every operation due by now, earliest first.
+    fn finish_due(&mut self) {
+        let mut due: Vec<(u64, String)> = self
+            .groups
+            .values()
+            .filter_map(|g| {
+                g.pending
+                    .as_ref()
+                    .filter(|p| p.done_at <= self.now)
+                    .map(|p| (p.done_at, g.name.clone()))
+            })
+            .collect();
+        due.sort();
+        for (_, name) in due {
+            self.finish(&name);
+        }
+    }
+
+    /// One ARM call: the clock moves on one tick first.
+    fn tick(&mut self) {
+        self.now += 1;
+        self.finish_due();
+    }
+
+    /// `Azure-AsyncOperation`, `Location` and `Retry-After` of an operation under way.
+    fn async_headers(&self, resp: Resp, op: &str) -> Resp {
+        let base = format!("https://management.azure.test{}/{LOCATION}", operations_prefix());
+        resp.with_header("azure-asyncoperation", &format!("{base}/operations/{op}?api-version={API_VERSION}"))
+            .with_header("location", &format!("{base}/operationResults/{op}?api-version={API_VERSION}"))
+            .with_header("retry-after", &self.retry_after.to_string())
+    }
+}
+
+/// Why a create ends `Failed`: ACI's error for an image that will not pull.
+fn image_error(name: &str) -> Value {
+    json!({"code": "InaccessibleImage",
+           "message": format!("The image 'ghcr.io/actions/actions-runner:latest' in container group '{name}' is not accessible. Please check the image and registry credential.")})
 }
 
 fn groups_prefix() -> String {
     format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerInstance/containerGroups")
 }
 
-/// A group as ARM returns it: secure values stripped; the list form has no instance view.
+/// Where ARM's operation status resources live: `{this}/{location}/operations/{id}`.
+fn operations_prefix() -> String {
+    format!("/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations")
+}
+
+/// A group as ARM returns it: secure values stripped; the list form has no instance view;
+/// no tags is `"tags": null`; `systemData` says when ARM made it.
 fn group_json(g: &FakeGroup, with_instance_view: bool) -> Value {
     let mut props = g
         .body
@@ -464,29 +796,47 @@ fn group_json(g: &FakeGroup, with_instance_view: bool) -> Value {
             props["instanceView"] = json!({"state": st, "events": []});
         }
     }
+    let tags = if g.tags.is_empty() { Value::Null } else { json!(g.tags) };
     json!({"id": format!("{}/{}", groups_prefix(), g.name), "name": g.name, "type": "Microsoft.ContainerInstance/containerGroups",
-           "location": g.body.get("location").cloned().unwrap_or(json!("westeurope")), "tags": g.tags, "properties": props})
+           "location": g.body.get("location").cloned().unwrap_or(json!(LOCATION)), "tags": tags, "properties": props,
+           "systemData": {"createdBy": CLIENT_ID, "createdByType": "Application", "createdAt": g.created_at,
+                          "lastModifiedBy": CLIENT_ID, "lastModifiedByType": "Application", "lastModifiedAt": g.created_at}})
 }
 
 pub fn arm_handler(state: Arm) -> super::net::Handler {
     Arc::new(move |r: Req| {
         let mut s = state.lock().unwrap();
+        s.tick();
         arm_route(&mut s, &r).with_header("x-ms-request-id", "fake-arm-request-0001")
     })
 }
 
+fn not_found(name: &str) -> Resp {
+    Resp::json(
+        404,
+        json!({"error": {"code": "ResourceNotFound", "message": format!("The Resource 'Microsoft.ContainerInstance/containerGroups/{name}' under resource group '{RESOURCE_GROUP}' was not found.")}}),
+    )
+}
+
 fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
-    let prefix = groups_prefix();
-    let Some(rest) = r.path.strip_prefix(&prefix) else {
+    let groups = groups_prefix();
+    let (op, name) = if let Some(rest) = r.path.strip_prefix(&groups) {
+        let name = rest.trim_start_matches('/').to_string();
+        match (r.method.as_str(), name.is_empty()) {
+            ("GET", true) => ("list", name),
+            ("PUT", false) => ("put", name),
+            ("GET", false) => ("get", name),
+            ("DELETE", false) => ("delete", name),
+            _ => return s.c.unexpected(r),
+        }
+    } else if let Some(rest) = r.path.strip_prefix(&format!("{}/", operations_prefix())) {
+        match (r.method.as_str(), rest.split('/').collect::<Vec<_>>().as_slice()) {
+            ("GET", [LOCATION, "operations", id]) => ("operation", id.to_string()),
+            ("GET", [LOCATION, "operationResults", id]) => ("operation-result", id.to_string()),
+            _ => return s.c.unexpected(r),
+        }
+    } else {
         return s.c.unexpected(r);
-    };
-    let name = rest.trim_start_matches('/').to_string();
-    let op = match (r.method.as_str(), name.is_empty()) {
-        ("GET", true) => "list",
-        ("PUT", false) => "put",
-        ("GET", false) => "get",
-        ("DELETE", false) => "delete",
-        _ => return s.c.unexpected(r),
     };
     s.c.calls.push(op.into());
     if r.query_param("api-version").as_deref() != Some(API_VERSION) {
@@ -512,61 +862,139 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
             let mut body = json!({"value": page});
             if skip + s.page_size < all.len() {
                 body["nextLink"] = json!(format!(
-                    "https://management.azure.test{prefix}?api-version={API_VERSION}&$skipToken={}",
+                    "https://management.azure.test{groups}?api-version={API_VERSION}&$skipToken={}",
                     skip + s.page_size
                 ));
             }
             Resp::json(200, body)
         }
-        "put" => {
-            let b = r.json();
-            let ok = b["location"].is_string()
-                && b["properties"]["containers"].as_array().is_some_and(|c| !c.is_empty())
-                && b["properties"]["osType"].is_string();
-            if !ok {
-                return Resp::json(
-                    400,
-                    json!({"error": {"code": "InvalidRequestContent", "message": "The request content was invalid"}}),
-                );
-            }
-            let tags: BTreeMap<String, String> = serde_json::from_value(b["tags"].clone()).unwrap_or_default();
-            let existed = s.groups.contains_key(&name);
-            let g = FakeGroup {
-                name: name.clone(),
-                tags,
-                provisioning_state: "Succeeded".into(),
-                instance_state: Some("Running".into()),
-                body: b.clone(),
-            };
-            let out = group_json(&g, false);
-            s.groups.insert(name.clone(), g);
-            s.c.wrote(format!("put {name}"));
-            s.puts.push((name, b));
-            if s.lost_put_answers > 0 {
-                s.lost_put_answers -= 1;
-                return Resp::json(
-                    504,
-                    json!({"error": {"code": "GatewayTimeout", "message": "The gateway did not receive a response within the specified time period."}}),
-                );
-            }
-            Resp::json(if existed { 200 } else { 201 }, out)
-                .with_header("azure-asyncoperation", "https://management.azure.test/operations/fake")
-        }
+        "put" => put(s, &name, r.json()),
         "get" => match s.groups.get(&name) {
             Some(g) => Resp::json(200, group_json(g, true)),
+            None => not_found(&name),
+        },
+        "delete" => delete(s, &name),
+        "operation" => match s.operations.get(&name) {
+            Some(o) => {
+                let mut body = json!({"id": format!("{}/{LOCATION}/operations/{name}", operations_prefix()), "name": name,
+                                      "status": o.status, "startTime": o.start_time});
+                if let Some(end) = &o.end_time {
+                    body["endTime"] = json!(end);
+                }
+                if let Some(e) = &o.error {
+                    body["error"] = e.clone();
+                }
+                Resp::json(200, body)
+            }
             None => Resp::json(
                 404,
-                json!({"error": {"code": "ResourceNotFound", "message": format!("The Resource 'Microsoft.ContainerInstance/containerGroups/{name}' under resource group '{RESOURCE_GROUP}' was not found.")}}),
+                json!({"error": {"code": "OperationNotFound", "message": format!("The operation '{name}' could not be found.")}}),
             ),
         },
-        "delete" => match s.groups.remove(&name) {
-            Some(g) => {
-                s.c.wrote(format!("delete {name}"));
-                Resp::json(200, group_json(&g, false))
-            }
-            None => Resp::empty(204),
+        "operation-result" => match s.operations.get(&name).cloned() {
+            Some(o) if o.status == "InProgress" => s.async_headers(Resp::empty(202), &name),
+            Some(o) if o.status == "Succeeded" && o.kind == "create" => match s.groups.get(&o.group) {
+                Some(g) => Resp::json(200, group_json(g, true)),
+                None => not_found(&o.group),
+            },
+            Some(o) if o.status == "Succeeded" => Resp::empty(204),
+            Some(o) => Resp::json(
+                if o.status == "Canceled" { 409 } else { 400 },
+                json!({"error": o.error.unwrap_or(json!({"code": "OperationCanceled", "message": "The operation was canceled."}))}),
+            ),
+            None => Resp::json(
+                404,
+                json!({"error": {"code": "OperationNotFound", "message": format!("The operation '{name}' could not be found.")}}),
+            ),
         },
         _ => unreachable!(),
+    }
+}
+
+fn put(s: &mut ArmState, name: &str, b: Value) -> Resp {
+    let ok = b["location"].is_string()
+        && b["properties"]["containers"].as_array().is_some_and(|c| !c.is_empty())
+        && b["properties"]["osType"].is_string();
+    if !ok {
+        return Resp::json(
+            400,
+            json!({"error": {"code": "InvalidRequestContent", "message": "The request content was invalid"}}),
+        );
+    }
+    let existed = match s.groups.get(name) {
+        Some(g) if g.provisioning_state == "Deleting" => {
+            s.refused_puts.push(name.into());
+            return Resp::json(
+                409,
+                json!({"error": {"code": "ContainerGroupTransitioning", "message": format!("The container group '{name}' is still transitioning, please retry later.")}}),
+            );
+        }
+        Some(_) => true,
+        None => false,
+    };
+    let tags: BTreeMap<String, String> = serde_json::from_value(b["tags"].clone()).unwrap_or_default();
+    let created_at = s.groups.get(name).map(|g| g.created_at.clone()).unwrap_or_else(arm_now);
+    let instance_state = match s.groups.get(name) {
+        Some(g) => g.instance_state.clone(),
+        None => Some("Pending".into()),
+    };
+    let pending = s.groups.get_mut(name).and_then(|g| g.pending.take());
+    if let Some(p) = pending {
+        s.end_operation(&p.op, "Canceled", None);
+    }
+    s.groups.insert(
+        name.into(),
+        FakeGroup {
+            name: name.into(),
+            tags,
+            provisioning_state: if existed { "Updating" } else { "Creating" }.into(),
+            instance_state,
+            body: b.clone(),
+            created_at,
+            pending: None,
+        },
+    );
+    let fail = match s.failing_creates.iter().position(|n| n == name) {
+        Some(i) => {
+            s.failing_creates.remove(i);
+            true
+        }
+        None => false,
+    };
+    let op = s.begin(name, Transition::Create { fail });
+    s.c.wrote(format!("put {name}"));
+    s.puts.push((name.into(), b));
+    if s.lost_put_answers > 0 {
+        s.lost_put_answers -= 1;
+        return Resp::json(
+            504,
+            json!({"error": {"code": "GatewayTimeout", "message": "The gateway did not receive a response within the specified time period."}}),
+        );
+    }
+    let resp = Resp::json(if existed { 200 } else { 201 }, group_json(&s.groups[name], false));
+    match s.groups[name].pending {
+        Some(_) => s.async_headers(resp, &op),
+        None => resp,
+    }
+}
+
+fn delete(s: &mut ArmState, name: &str) -> Resp {
+    let Some(g) = s.groups.get(name) else {
+        return Resp::empty(204);
+    };
+    // A DELETE of a group being deleted answers as the first did: the same operation.
+    if let Some(p) = g.pending.as_ref().filter(|p| p.transition == Transition::Delete) {
+        let op = p.op.clone();
+        return s.async_headers(Resp::json(202, group_json(g, false)), &op);
+    }
+    s.c.wrote(format!("delete {name}"));
+    let before = group_json(g, false);
+    s.group_mut(name).provisioning_state = "Deleting".into();
+    let op = s.begin(name, Transition::Delete);
+    match s.groups.get(name) {
+        Some(g) => s.async_headers(Resp::json(202, group_json(g, false)), &op),
+        // Done at once (delete_takes = 0): the group as it was.
+        None => Resp::json(200, before),
     }
 }
 

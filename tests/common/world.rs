@@ -424,13 +424,31 @@ impl GitHubState {
 }
 
 impl ArmState {
-    /// Fails the test unless exactly these container groups exist.
+    /// Fails the test unless exactly these container groups exist, as ARM shows them now: a
+    /// group ARM is still deleting is there (`settle()` first to see what is left once every
+    /// operation under way has ended).
     #[track_caller]
     pub fn expect_groups<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> &Self {
         let have: Vec<&str> = self.groups.keys().map(String::as_str).collect();
         let mut want: Vec<&str> = names.into_iter().collect();
         want.sort();
         assert_eq!(have, want, "container groups");
+        self
+    }
+
+    /// Fails the test unless exactly these groups are `Deleting` (a DELETE was accepted and
+    /// has not ended).
+    #[track_caller]
+    pub fn expect_deleting<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> &Self {
+        let have: Vec<&str> = self
+            .groups
+            .values()
+            .filter(|g| g.provisioning_state == "Deleting")
+            .map(|g| g.name.as_str())
+            .collect();
+        let mut want: Vec<&str> = names.into_iter().collect();
+        want.sort();
+        assert_eq!(have, want, "container groups being deleted");
         self
     }
 }
