@@ -316,3 +316,82 @@ async fn an_unreachable_issuer_is_not_the_callers_fault() {
     let t = TestKey::new("key-a", KEY_A).token(&url, REPO, 1, 1, OffsetDateTime::now_utc().unix_timestamp());
     assert!(matches!(v.verify(&t).await, Err(TokenError::IssuerUnavailable(_))));
 }
+
+#[tokio::test]
+async fn a_failed_key_fetch_is_remembered_for_a_while() {
+    let s = setup().await;
+    s.issuer.lock().unwrap().down = true;
+    // The issuer is down: the first request pays one fetch, the next ones none.
+    for _ in 0..10 {
+        assert!(matches!(s.verifier.verify(&s.valid()).await, Err(TokenError::IssuerUnavailable(_))));
+    }
+    assert_eq!(
+        s.issuer.lock().unwrap().discovery_calls,
+        2,
+        "one fetch (two tries by the retry policy)"
+    );
+    // Past the memory, and the issuer back: one fetch, and tokens verify.
+    s.issuer.lock().unwrap().down = false;
+    *s.now.lock().unwrap() += time::Duration::seconds(31);
+    s.verifier.verify(&s.valid()).await.unwrap();
+    assert_eq!(s.issuer.lock().unwrap().jwks_calls, 1);
+}
+
+#[tokio::test]
+async fn keys_in_use_are_refreshed_hourly_and_retired_ones_dropped() {
+    let s = setup().await;
+    s.issuer.lock().unwrap().jwks.push(s.b.jwk());
+    s.verifier.verify(&s.valid()).await.unwrap();
+    let with_b = |s: &Setup| s.b.token(&s.url, REPO, 7, 1, s.ts());
+    s.verifier.verify(&with_b(&s)).await.unwrap();
+    assert_eq!(s.issuer.lock().unwrap().jwks_calls, 1, "both keys from one fetch");
+    // The issuer retires key B. Within the hour, the set in hand is used as it is.
+    s.issuer.lock().unwrap().jwks = vec![s.a.jwk()];
+    *s.now.lock().unwrap() += time::Duration::minutes(59);
+    s.verifier.verify(&with_b(&s)).await.unwrap();
+    assert_eq!(s.issuer.lock().unwrap().jwks_calls, 1);
+    // After it, the next request reads the set again: B is gone.
+    *s.now.lock().unwrap() += time::Duration::minutes(2);
+    assert_eq!(s.verifier.verify(&with_b(&s)).await.unwrap_err(), TokenError::UnknownKey);
+    assert_eq!(s.issuer.lock().unwrap().jwks_calls, 2);
+    s.verifier.verify(&s.valid()).await.unwrap();
+    // A refresh that fails keeps the keys in hand.
+    s.issuer.lock().unwrap().down = true;
+    *s.now.lock().unwrap() += time::Duration::minutes(61);
+    s.verifier.verify(&s.valid()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hanging_issuer_costs_a_request_at_most_the_fetch_wait() {
+    // Accepts connections and never answers.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((c, _)) = l.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(c);
+        }
+    });
+    let retry = RetryPolicy {
+        max_attempts: 4,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(1),
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let v = Verifier::new(http, &url, AUDIENCE, retry, Arc::new(OffsetDateTime::now_utc))
+        .with_fetch_wait(std::time::Duration::from_millis(200));
+    let t = TestKey::new("key-a", KEY_A).token(&url, REPO, 1, 1, OffsetDateTime::now_utc().unix_timestamp());
+    // Without the fetch wait, four tries of the HTTP client's own 30 s timeout.
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), v.verify(&t)).await;
+    assert!(matches!(answer, Ok(Err(TokenError::IssuerUnavailable(_)))), "{answer:?}");
+    let tried = connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(tried >= 1);
+    // And the failure is remembered: the next requests do not go to the issuer again.
+    for _ in 0..5 {
+        assert!(matches!(v.verify(&t).await, Err(TokenError::IssuerUnavailable(_))));
+    }
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), tried);
+}

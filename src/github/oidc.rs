@@ -64,7 +64,18 @@ pub enum TokenError {
 struct Keys {
     by_kid: HashMap<String, DecodingKey>,
     fetched_at: Option<OffsetDateTime>,
+    /// The last failed fetch and why: remembered for [`FAILURE_MEMORY`], so an issuer outage
+    /// costs one fetch, not one per request.
+    failed: Option<(OffsetDateTime, String)>,
 }
+
+/// How long a failed key-set fetch is remembered (requests that need a fetch meanwhile are
+/// answered at once).
+pub const FAILURE_MEMORY: Duration = Duration::from_secs(30);
+/// How often the key set is read again while in use, so retired keys are dropped.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
+/// The longest a request waits for the issuer: an HTTP function answers within seconds.
+pub const FETCH_WAIT: Duration = Duration::from_secs(4);
 
 pub struct Verifier {
     http: reqwest::Client,
@@ -75,6 +86,7 @@ pub struct Verifier {
     clock: Clock,
     keys: RwLock<Keys>,
     refetch: tokio::sync::Mutex<()>,
+    fetch_wait: Duration,
 }
 
 /// The claims read besides those `jsonwebtoken` checks.
@@ -118,7 +130,14 @@ impl Verifier {
             clock,
             keys: RwLock::new(Keys::default()),
             refetch: tokio::sync::Mutex::new(()),
+            fetch_wait: FETCH_WAIT,
         }
+    }
+
+    /// Waits at most `d` for the issuer (tests shorten [`FETCH_WAIT`]).
+    pub fn with_fetch_wait(mut self, d: Duration) -> Self {
+        self.fetch_wait = d;
+        self
     }
 
     /// Verifies `Authorization: Bearer <token>` and returns its claims.
@@ -186,25 +205,65 @@ impl Verifier {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).by_kid.get(kid).cloned()
     }
 
-    /// The key for `kid`: cached, or fetched when unknown (rate-limited).
+    /// The key for `kid`. A known key is used at once (after refreshing the set when it is
+    /// due, if no other request is fetching); an unknown one makes one fetch at a time, at most
+    /// once per [`REFETCH_INTERVAL`], never while a failure is remembered, and never longer
+    /// than the fetch wait.
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
+        let now = (self.clock)();
         if let Some(k) = self.cached(kid) {
+            let due = self.read_keys(|k| k.fetched_at.is_none_or(|t| older(now, t, REFRESH_EVERY)) && !self.failure_remembered(k, now));
+            if due {
+                if let Ok(_one) = self.refetch.try_lock() {
+                    // A failed refresh keeps the keys in hand (and is remembered).
+                    let _ = self.fetch_and_keep(now).await;
+                    return self.cached(kid).ok_or(TokenError::UnknownKey);
+                }
+            }
             return Ok(k);
         }
         let _one = self.refetch.lock().await;
         if let Some(k) = self.cached(kid) {
             return Ok(k);
         }
-        let now = (self.clock)();
-        let last = self.keys.read().unwrap_or_else(|e| e.into_inner()).fetched_at;
-        if last.is_some_and(|t| now - t < REFETCH_INTERVAL) {
+        if let Some(why) = self.read_keys(|k| k.failed.clone().filter(|_| self.failure_remembered(k, now))) {
+            return Err(TokenError::IssuerUnavailable(why.1));
+        }
+        if self.read_keys(|k| k.fetched_at.is_some_and(|t| !older(now, t, REFETCH_INTERVAL))) {
             return Err(TokenError::UnknownKey);
         }
-        let fetched = self.fetch_keys().await.map_err(|e| TokenError::IssuerUnavailable(e.to_string()))?;
+        self.fetch_and_keep(now).await?;
+        self.cached(kid).ok_or(TokenError::UnknownKey)
+    }
+
+    fn read_keys<T>(&self, f: impl FnOnce(&Keys) -> T) -> T {
+        f(&self.keys.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn failure_remembered(&self, k: &Keys, now: OffsetDateTime) -> bool {
+        k.failed.as_ref().is_some_and(|(at, _)| !older(now, *at, FAILURE_MEMORY))
+    }
+
+    /// Fetches the key set (bounded by the fetch wait) and keeps it, or remembers the failure.
+    async fn fetch_and_keep(&self, now: OffsetDateTime) -> Result<(), TokenError> {
+        let fetched = match tokio::time::timeout(self.fetch_wait, self.fetch_keys()).await {
+            Ok(Ok(keys)) => Ok(keys),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("oidc.discovery: no answer within {} s", self.fetch_wait.as_secs_f32())),
+        };
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.by_kid = fetched;
-        keys.fetched_at = Some(now);
-        keys.by_kid.get(kid).cloned().ok_or(TokenError::UnknownKey)
+        match fetched {
+            Ok(set) => {
+                keys.by_kid = set;
+                keys.fetched_at = Some(now);
+                keys.failed = None;
+                Ok(())
+            }
+            Err(why) => {
+                keys.failed = Some((now, why.clone()));
+                Err(TokenError::IssuerUnavailable(why))
+            }
+        }
     }
 
     /// The discovery document's `jwks_uri`, then its RSA signing keys.
@@ -244,4 +303,9 @@ impl Verifier {
         }
         Ok(out)
     }
+}
+
+/// Is `then` more than `d` before `now`? (A clock set back counts as not older.)
+fn older(now: OffsetDateTime, then: OffsetDateTime, d: Duration) -> bool {
+    Duration::try_from(now - then).is_ok_and(|age| age >= d)
 }

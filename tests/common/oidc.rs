@@ -103,6 +103,8 @@ pub struct IssuerState {
     pub discovery_calls: usize,
     pub jwks_calls: usize,
     pub unexpected: Vec<String>,
+    /// The issuer answers 503 to everything (an outage).
+    pub down: bool,
 }
 
 pub type Issuer = Arc<Mutex<IssuerState>>;
@@ -112,6 +114,10 @@ pub fn issuer_handler(state: Issuer, issuer: String) -> Handler {
     Arc::new(move |r: Req| {
         let mut s = state.lock().unwrap();
         match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/.well-known/openid-configuration") if s.down => {
+                s.discovery_calls += 1;
+                Resp::json(503, json!({"message": "Service Unavailable"}))
+            }
             ("GET", "/.well-known/openid-configuration") => {
                 s.discovery_calls += 1;
                 Resp::json(
