@@ -50,3 +50,27 @@ pub fn queue_message(data: &[u8]) {
         assert!(valid_repository(r.repository()));
     }
 }
+
+/// A bearer token from anyone on the Internet (the `runners` function is anonymous at the
+/// host): read without panicking, refused unless signed by the issuer's key. The verifier's
+/// issuer is unreachable and its clock stands still, so after the first input no fetch is
+/// made (the failure is remembered) and every input exercises the reading of a token alone.
+pub fn oidc_token(data: &[u8]) {
+    use std::sync::{Arc, OnceLock};
+    static WORLD: OnceLock<(tokio::runtime::Runtime, aci_runners::github::oidc::Verifier)> = OnceLock::new();
+    let (runtime, verifier) = WORLD.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let retry = aci_runners::http::RetryPolicy {
+            max_attempts: 1,
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(1),
+        };
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let v = aci_runners::github::oidc::Verifier::new(http, "http://127.0.0.1:1", "aci-runners", retry, Arc::new(move || now));
+        (runtime, v)
+    });
+    let header = std::str::from_utf8(data).ok().map(|t| format!("Bearer {t}"));
+    let answer = runtime.block_on(verifier.verify_header(header.as_deref()));
+    assert!(answer.is_err(), "no token verifies without the issuer's key");
+}

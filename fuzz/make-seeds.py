@@ -47,3 +47,14 @@ for i, m in enumerate(messages):
     env = {"Data": {"request": json.dumps(text)}, "Metadata": {"DequeueCount": "1", "Id": "\"abc\"", "sys": {"MethodName": "provision"}}}
     write("host_envelope", f"queue-{i}.json", json.dumps(env, separators=(",", ":")))
 write("host_envelope", "timer.json", '{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}')
+
+# oidc_token: GitHub's documented token (header and claims) with a made-up signature, and the
+# same with the algorithms an attacker would try.
+import base64
+def b64(v): return base64.urlsafe_b64encode(json.dumps(v, separators=(",", ":")).encode()).rstrip(b"=").decode()
+doc = json.load(open(os.path.join(data, "oidc-example-token.docs.json")))
+sig = base64.urlsafe_b64encode(b"\x00" * 256).rstrip(b"=").decode()
+for name, alg in [("rs256", "RS256"), ("none", "none"), ("hs256", "HS256")]:
+    header = dict(doc["header"], alg=alg)
+    write("oidc_token", f"docs-{name}.jwt", f"{b64(header)}.{b64(doc['claims'])}.{sig}")
+write("oidc_token", "two-parts.jwt", f"{b64(doc['header'])}.{b64(doc['claims'])}")

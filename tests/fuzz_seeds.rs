@@ -51,3 +51,10 @@ fn queue_message_seeds() {
         assert_eq!(r.check("aci-runner"), Ok(()), "{name}");
     }
 }
+
+#[test]
+fn oidc_token_seeds() {
+    for (_, data) in seeds("oidc_token") {
+        checks::oidc_token(&data);
+    }
+}
