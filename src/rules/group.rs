@@ -126,24 +126,7 @@ pub fn container_group_body(cfg: &Config, req: &Create, created_at: OffsetDateTi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn cfg(extra: &[(&str, &str)]) -> Config {
-        let env: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::for_plan(&env).unwrap()
-    }
-
-    fn create() -> Create {
-        Create {
-            runner: "aci-runner-42".into(),
-            repository: "octo-org/octo-repo".into(),
-            origin: Origin::Webhook,
-            job: Some(42),
-            run: 7,
-            attempt: 1,
-            labels: vec!["self-hosted".into(), "linux".into(), "x64".into(), "aci".into()],
-        }
-    }
+    use crate::rules::fixtures::*;
 
     #[test]
     fn container_group_body_follows_the_design() {

@@ -106,15 +106,7 @@ pub fn decide(event: &JobEvent, cfg: &Config) -> Decision {
 mod tests {
     use super::*;
     use crate::job::Job;
-    use std::collections::HashMap;
-
-    fn cfg(extra: &[(&str, &str)]) -> Config {
-        let mut env: HashMap<String, String> = HashMap::new();
-        for (k, v) in extra {
-            env.insert(k.to_string(), v.to_string());
-        }
-        Config::for_plan(&env).unwrap()
-    }
+    use crate::rules::fixtures::*;
 
     fn event(action: &str, labels: &[&str], runner: Option<&str>) -> JobEvent {
         JobEvent {

@@ -16,3 +16,31 @@ pub mod names;
 pub mod reconcile;
 pub mod request;
 pub mod sweep;
+
+/// What the rules' tests share: settings with stand-ins, and a webhook job's request.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::collections::HashMap;
+
+    use crate::config::Config;
+    use crate::rules::request::{Create, Origin};
+
+    /// `Config` with the plan's stand-ins and these settings.
+    pub fn cfg(extra: &[(&str, &str)]) -> Config {
+        let env: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::for_plan(&env).unwrap()
+    }
+
+    /// The request for webhook job 42 of run 7 in `octo-org/octo-repo`, with the default labels.
+    pub fn create() -> Create {
+        Create {
+            runner: "aci-runner-42".into(),
+            repository: "octo-org/octo-repo".into(),
+            origin: Origin::Webhook,
+            job: Some(42),
+            run: 7,
+            attempt: 1,
+            labels: vec!["self-hosted".into(), "linux".into(), "x64".into(), "aci".into()],
+        }
+    }
+}

@@ -58,16 +58,11 @@ pub fn select(jobs: &[ListedJob], groups: &HashSet<String>, now: OffsetDateTime,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::rules::fixtures::*;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
     const AFTER: Duration = Duration::from_secs(120);
-
-    fn cfg(extra: &[(&str, &str)]) -> Config {
-        let env: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::for_plan(&env).unwrap()
-    }
 
     fn job(id: u64, status: &str, labels: &[&str], seconds_old: i64) -> ListedJob {
         ListedJob {

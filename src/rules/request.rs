@@ -121,6 +121,7 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::fixtures::*;
     use serde_json::Value;
 
     #[test]
@@ -158,18 +159,6 @@ mod tests {
                 assert!(!k.ends_with("trigger"), "{k}");
             }
             assert_eq!(serde_json::from_value::<Request>(v).unwrap(), r);
-        }
-    }
-
-    fn create() -> Create {
-        Create {
-            runner: "aci-runner-42".into(),
-            repository: "octo-org/octo-repo".into(),
-            origin: Origin::Webhook,
-            job: Some(42),
-            run: 7,
-            attempt: 1,
-            labels: vec!["self-hosted".into(), "aci".into()],
         }
     }
 
