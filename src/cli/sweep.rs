@@ -20,23 +20,19 @@ pub fn render(report: &Report) -> String {
         .join(", then ");
         let _ = writeln!(out, "{:<10} {what}: {ended}", d.reason.as_str());
     }
-    for c in &report.requeue {
-        let _ = writeln!(
-            out,
-            "{:<10} request a runner again for job {} ({}): its group ended before the job ran",
-            "requeue",
-            c.job.unwrap_or(0),
-            c.repository
-        );
-    }
-    for c in &report.reconciled {
-        let _ = writeln!(
-            out,
-            "{:<10} request a runner for queued job {} ({}): no delivery asked for one",
-            "reconcile",
-            c.job.unwrap_or(0),
-            c.repository
-        );
+    let requests = [
+        ("requeue", &report.requeue, "its group ended before the job ran"),
+        ("reconcile", &report.reconciled, "no delivery asked for one"),
+    ];
+    for (what, list, why) in requests {
+        for c in list {
+            let _ = writeln!(
+                out,
+                "{what:<10} request a runner for queued job {} ({}): {why}",
+                c.job.unwrap_or(0),
+                c.repository
+            );
+        }
     }
     for f in &report.read_failures {
         let _ = writeln!(out, "read failed: {f}");
