@@ -40,6 +40,12 @@ usage: handler check
   configured credential: one PASS/FAIL/SKIP line per check, a fix: line under each failure.
   Exits 1 when a check failed. Credential: as for sweep.";
 
+/// Writes to stdout. A reader that went away (`handler plan | head`) is no error of ours.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// Is the first argument a request for help?
 fn wants_help(args: &[String]) -> bool {
     args.iter().any(|a| matches!(a.as_str(), "--help" | "-h"))
@@ -49,14 +55,14 @@ fn wants_help(args: &[String]) -> bool {
 pub fn run(args: &[String], env: &dyn Env) -> anyhow::Result<()> {
     let (command, rest) = args.split_first().expect("a command");
     match command.as_str() {
-        "plan" if wants_help(rest) => println!("{PLAN_USAGE}"),
-        "sweep" if wants_help(rest) => println!("{SWEEP_USAGE}"),
-        "check" if wants_help(rest) => println!("{CHECK_USAGE}"),
+        "plan" if wants_help(rest) => say(&format!("{PLAN_USAGE}\n")),
+        "sweep" if wants_help(rest) => say(&format!("{SWEEP_USAGE}\n")),
+        "check" if wants_help(rest) => say(&format!("{CHECK_USAGE}\n")),
         "plan" => run_plan(env, rest)?,
         "sweep" => run_sweep(env, rest)?,
         "check" => run_check(env, rest)?,
-        "--version" | "-V" => println!("{}", crate::http::USER_AGENT),
-        "--help" | "-h" | "help" => println!("{USAGE}"),
+        "--version" | "-V" => say(&format!("{}\n", crate::http::USER_AGENT)),
+        "--help" | "-h" | "help" => say(&format!("{USAGE}\n")),
         other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
     }
     Ok(())
@@ -96,7 +102,7 @@ fn run_plan(env: &dyn Env, args: &[String]) -> anyhow::Result<()> {
         Some(f) => std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("reading {f}: {e}"))?,
         None => plan::EXAMPLE_QUEUED.to_string(),
     };
-    print!("{}", plan::plan(&cfg, &payload, time::OffsetDateTime::now_utc())?);
+    say(&plan::plan(&cfg, &payload, time::OffsetDateTime::now_utc())?);
     Ok(())
 }
 
@@ -110,7 +116,7 @@ fn run_check(env: &dyn Env, args: &[String]) -> anyhow::Result<()> {
         let app = App::new(cfg, operator_credential(env), extra_roots(env)?.as_deref())?;
         checks.extend(runtime()?.block_on(check::dependencies(&app)));
     }
-    print!("{}", check::render(&checks));
+    say(&check::render(&checks));
     let failed = checks.iter().filter(|c| matches!(c.status, check::Status::Fail { .. })).count();
     if failed > 0 {
         anyhow::bail!("{failed} checks failed");
@@ -130,7 +136,7 @@ fn run_sweep(env: &dyn Env, args: &[String]) -> anyhow::Result<()> {
     let cfg = Config::from_env(env)?;
     let app = App::new(cfg, operator_credential(env), extra_roots(env)?.as_deref())?;
     let report = runtime()?.block_on(crate::functions::sweep::sweep(&app, dry_run || app.cfg.dry_run));
-    print!("{}", sweep::render(&report));
+    say(&sweep::render(&report));
     if report.failed() > 0 {
         anyhow::bail!("{} operations failed", report.failed());
     }
