@@ -173,6 +173,26 @@ param aciApiVersion string = '2025-09-01'
 @description('DRY_RUN: log every ARM and GitHub write instead of doing it.')
 param dryRun bool = false
 
+@description('MAX_RUNNERS_PER_REPOSITORY: one repository\'s share of MAX_RUNNERS; 0 = no share (the setting is then left unset).')
+@minValue(0)
+param maxRunnersPerRepository int = 0
+
+@description('RECONCILE_AFTER_SECONDS: a job GitHub still has queued this long, with no group and no request, is given a runner by the sweeper.')
+@minValue(1)
+param reconcileAfterSeconds int = 120
+
+@description('GITHUB_APP_CLIENT_ID: GitHub App mode (not in this version yet: the handler refuses to start with it set); empty = PAT (the setting is then left unset).')
+param githubAppClientId string = ''
+
+@description('GITHUB_APP_KEY_NAME: Key Vault key that signs the App JWT; set only with githubAppClientId.')
+param githubAppKeyName string = 'github-app-key'
+
+@description('WARM_RUNNERS: idle runners kept ready per target (not in this version yet: the handler refuses to start with it set); empty = none.')
+param warmRunners string = ''
+
+@description('WARM_HOURS: when the warm floor applies (with warmRunners); empty = always.')
+param warmHours string = ''
+
 // ---------------------------------------------------------------------------------------
 // Names and derived values
 // ---------------------------------------------------------------------------------------
@@ -609,6 +629,10 @@ var handlerSettings = [
     name: 'DRY_RUN'
     value: dryRun ? 'true' : 'false'
   }
+  {
+    name: 'RECONCILE_AFTER_SECONDS'
+    value: string(reconcileAfterSeconds)
+  }
 ]
 
 // "Unset" settings stay out of the app rather than being set to an empty string.
@@ -636,7 +660,34 @@ var oidcAudienceSetting = empty(oidcAudience) ? [] : [
     value: oidcAudience
   }
 ]
-var optionalHandlerSettings = concat(subnetSetting, allowedRepositoriesSetting, allowedOwnersSetting, oidcAudienceSetting)
+var shareSetting = maxRunnersPerRepository == 0 ? [] : [
+  {
+    name: 'MAX_RUNNERS_PER_REPOSITORY'
+    value: string(maxRunnersPerRepository)
+  }
+]
+var appSettingsForApp = empty(githubAppClientId) ? [] : [
+  {
+    name: 'GITHUB_APP_CLIENT_ID'
+    value: githubAppClientId
+  }
+  {
+    name: 'GITHUB_APP_KEY_NAME'
+    value: githubAppKeyName
+  }
+]
+var warmSettings = empty(warmRunners) ? [] : concat([
+  {
+    name: 'WARM_RUNNERS'
+    value: warmRunners
+  }
+], empty(warmHours) ? [] : [
+  {
+    name: 'WARM_HOURS'
+    value: warmHours
+  }
+])
+var optionalHandlerSettings = concat(subnetSetting, allowedRepositoriesSetting, allowedOwnersSetting, oidcAudienceSetting, shareSetting, appSettingsForApp, warmSettings)
 
 var appSettings = concat(storageSettings, monitoringSettings, premiumSettings, handlerSettings, optionalHandlerSettings)
 

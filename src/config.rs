@@ -370,6 +370,19 @@ impl Config {
             return Err(err("RUNNER_IMAGE", format!("{image:?} is not an image reference")));
         }
 
+        // Settings of features this version does not have yet: refused, never silently ignored
+        // (a deployment that sets one expects it to work).
+        for (setting, feature) in [
+            ("GITHUB_APP_CLIENT_ID", "GitHub App mode"),
+            ("WARM_RUNNERS", "warm runners"),
+            ("WARM_HOURS", "warm runners"),
+        ] {
+            if r.opt(setting).is_some() {
+                return Err(err(setting, format!("{feature} is not in this version yet; unset it")));
+            }
+        }
+        let _ = r.opt("GITHUB_APP_KEY_NAME"); // read with GITHUB_APP_CLIENT_ID, once App mode is built
+
         // Read by the host (`%SWEEP_SCHEDULE%` in the timer's function.json), checked here.
         check_schedule(&r.or("SWEEP_SCHEDULE", "0 */5 * * * *"))?;
 
@@ -563,6 +576,9 @@ mod tests {
                 "OIDC_AUDIENCE",
                 "HTTPS://GITHUB.COM/octo-org",
             ),
+            ("App mode, not built yet", "GITHUB_APP_CLIENT_ID", "Iv23liexample"),
+            ("warm runners, not built yet", "WARM_RUNNERS", "octo-org=2"),
+            ("warm hours, not built yet", "WARM_HOURS", "Mon-Fri 07:00-19:00"),
         ];
         for (rule, setting, value) in cases {
             let e = error_of(&[(setting, value)]);
