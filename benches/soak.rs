@@ -18,7 +18,7 @@
 //!   one answered with anything but 2xx is lost too (GitHub does not redeliver by itself). When
 //!   a group runs (ARM `Succeeded`, container `Running`) and its runner is registered, the runner
 //!   comes online and GitHub hands it the oldest queued job (any job asking for our labels, not
-//!   necessarily the one it was made for); the job runs 20–120 s, completes, GitHub removes the
+//!   necessarily the one it was made for); the job runs 20–60 s, completes, GitHub removes the
 //!   ephemeral registration, the container exits (`Succeeded`) and a `completed` delivery is
 //!   sent (or lost, 5%). 3% of containers exit before taking a job (an image that will not
 //!   pull). 1% of jobs are cancelled if still queued 5 minutes after they were queued.
@@ -27,7 +27,7 @@
 //!   ([`common::fakes::Chaos`]): a 429 with `Retry-After`, a 5xx, or a timeout (modelled as an
 //!   answer lost after the call took effect: a 504 the client cannot tell from a write that did
 //!   not happen; an idle socket would cost `HTTP_TIMEOUT_SECONDS` of wall time per fault).
-//!   ARM creates take 60 s and deletes 30 s. `MAX_RUNNERS` is 20; bursts bring up to 150 jobs.
+//!   ARM creates take 60 s and deletes 30 s. `MAX_RUNNERS` is 50; bursts bring 150 jobs.
 //!
 //! At the end it goes on stepping (sweeps included) until nothing is left or an hour of
 //! simulated time has passed, then checks: every job ran once on one runner, or was cancelled;
@@ -58,7 +58,7 @@ const SWEEP_EVERY: u64 = 60;
 /// host.json: `visibilityTimeout` 1 min, `batchSize` 8.
 const VISIBILITY: u64 = 60;
 const BATCH: usize = 8;
-const MAX_RUNNERS: &str = "20";
+const MAX_RUNNERS: &str = "50";
 /// In 1,000.
 const LOST_DELIVERIES: u64 = 50;
 const FAULTS: u64 = 100;
@@ -308,13 +308,16 @@ async fn soak(seed: u64) -> bool {
         }
         sim.world().await;
         sim.refresh_clocks();
-        if sim.t % SWEEP_EVERY == 0 {
+        if sim.t.is_multiple_of(SWEEP_EVERY) {
             sim.f.sweeps += 1;
             let (status, _) = sim.host.timer("sweep", json!(null), false).await;
             assert_eq!(status, 200, "the sweep answers the host");
         }
         sim.provision().await;
 
+        if sim.t.is_multiple_of(600) {
+            sim.progress(wall.elapsed());
+        }
         let arrived = next_job >= FIRST_JOB + JOBS;
         let open = sim
             .jobs
@@ -325,7 +328,7 @@ async fn soak(seed: u64) -> bool {
             settle_from = Some(sim.t);
         }
         if let Some(from) = settle_from {
-            if (sim.t % SWEEP_EVERY == 0 && sim.settled()) || sim.t - from > SETTLE_LIMIT {
+            if (sim.t.is_multiple_of(SWEEP_EVERY) && sim.settled()) || sim.t - from > SETTLE_LIMIT {
                 break;
             }
         }
@@ -461,6 +464,13 @@ impl Sim {
 
     /// GitHub and the containers: runners start, take jobs, finish them, exit.
     async fn world(&mut self) {
+        for (id, runner) in self.step_world() {
+            self.deliver(id, "completed", runner.as_deref()).await;
+        }
+    }
+
+    /// One step of GitHub and the containers; returns the `completed` deliveries GitHub sends.
+    fn step_world(&mut self) -> Vec<(u64, Option<String>)> {
         let mut deliveries: Vec<(u64, Option<String>)> = vec![];
         // Cancellations of jobs still queued.
         for (id, j) in self.jobs.iter_mut() {
@@ -570,7 +580,7 @@ impl Sim {
                         .filter(|(_, j)| j.state == JobState::Queued)
                         .min_by_key(|(id, j)| (j.queued_at, **id));
                     if let Some((id, j)) = next {
-                        let ends = self.t + self.rng.between(2, 12) * STEP;
+                        let ends = self.t + self.rng.between(2, 6) * STEP;
                         j.state = JobState::Running { ends };
                         j.started_at = Some(self.t);
                         c.phase = Phase::Busy(*id);
@@ -613,11 +623,7 @@ impl Sim {
         for (run, done) in runs {
             gh.runs.insert(run, if done { "completed" } else { "in_progress" }.into());
         }
-        drop(gh);
-        drop(arm);
-        for (id, runner) in deliveries {
-            self.deliver(id, "completed", runner.as_deref()).await;
-        }
+        deliveries
     }
 
     /// The host: every visible message, in batches of 8 invoked at once.
@@ -652,6 +658,24 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// One line on stderr every 10 simulated minutes.
+    fn progress(&self, wall: std::time::Duration) {
+        let by = |f: &dyn Fn(&JobState) -> bool| self.jobs.values().filter(|j| f(&j.state)).count();
+        eprintln!(
+            "t={} min wall={:.0} s jobs={} queued={} running={} done={} groups={} registrations={} waiting={} invocations={}",
+            self.t / 60,
+            wall.as_secs_f64(),
+            self.jobs.len(),
+            by(&|s| *s == JobState::Queued),
+            by(&|s| matches!(s, JobState::Running { .. })),
+            by(&|s| matches!(s, JobState::Done { .. })),
+            self.b.arm.lock().unwrap().groups.len(),
+            self.b.github.lock().unwrap().runners.len(),
+            self.waiting.len(),
+            self.f.invocations
+        );
     }
 
     fn settled(&self) -> bool {
