@@ -42,16 +42,99 @@ pub struct Common {
     pub writes: Vec<(u64, String)>,
     pub unexpected: Vec<String>,
     pub faults: Vec<Fault>,
+    /// Faults drawn at random (benchmarks); see [`Chaos`].
+    pub chaos: Option<Chaos>,
+    /// Calls [`Chaos`] faulted, by the answer's status.
+    pub chaos_hits: BTreeMap<u16, usize>,
+    /// The answer to give instead of the real one, once the call has taken effect.
+    lost: Option<Resp>,
+}
+
+/// One answer a [`Chaos`] fault may give.
+#[derive(Debug, Clone)]
+pub struct ChaosAnswer {
+    pub resp: Resp,
+    /// Given after the call took effect, as a timeout that lost the answer would: the client
+    /// cannot tell whether its write happened.
+    pub after_effect: bool,
+}
+
+/// "Fail this many calls in 1,000 of these operations", deterministic from a seed: whether a
+/// call fails, and how, is a hash of the seed, the operation, the path and how many calls of
+/// that operation on that path came before it, so it does not depend on the order in which
+/// concurrent calls arrive.
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    pub seed: u64,
+    pub per_mille: u64,
+    /// Operations it applies to (`op` as the fake names it).
+    pub ops: Vec<&'static str>,
+    pub answers: Vec<ChaosAnswer>,
+    counts: HashMap<String, u64>,
+}
+
+impl Chaos {
+    pub fn new(seed: u64, per_mille: u64, ops: &[&'static str], answers: Vec<ChaosAnswer>) -> Chaos {
+        Chaos {
+            seed,
+            per_mille,
+            ops: ops.to_vec(),
+            answers,
+            counts: HashMap::new(),
+        }
+    }
+
+    fn draw(&mut self, op: &str, path: &str) -> Option<ChaosAnswer> {
+        if !self.ops.contains(&op) || self.answers.is_empty() {
+            return None;
+        }
+        let key = format!("{op} {path}");
+        let n = self.counts.entry(key.clone()).or_insert(0);
+        *n += 1;
+        // FNV-1a over the key, then splitmix64 with the seed and the count.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut z = h ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        if z % 1000 >= self.per_mille {
+            return None;
+        }
+        Some(self.answers[((z / 1000) % self.answers.len() as u64) as usize].clone())
+    }
 }
 
 impl Common {
-    fn fault(&mut self, op: &str, path: &str) -> Option<Resp> {
+    fn explicit_fault(&mut self, op: &str, path: &str) -> Option<Resp> {
         let f = self
             .faults
             .iter_mut()
             .find(|f| f.op == op && f.times > 0 && f.only.is_none_or(|o| path.contains(o)))?;
         f.times -= 1;
         Some(f.resp.clone())
+    }
+
+    /// Explicit faults first, then [`Chaos`]: an answer to give now, or none (an answer lost
+    /// after the effect is kept for [`Common::answer`]).
+    fn fault(&mut self, op: &str, path: &str) -> Option<Resp> {
+        if let Some(r) = self.explicit_fault(op, path) {
+            return Some(r);
+        }
+        let a = self.chaos.as_mut()?.draw(op, path)?;
+        *self.chaos_hits.entry(a.resp.status).or_default() += 1;
+        if a.after_effect {
+            self.lost = Some(a.resp);
+            return None;
+        }
+        Some(a.resp)
+    }
+
+    /// The answer the caller gets: `resp`, unless a fault lost it.
+    fn answer(&mut self, resp: Resp) -> Resp {
+        self.lost.take().unwrap_or(resp)
     }
 
     fn wrote(&mut self, what: String) {
@@ -178,7 +261,7 @@ pub fn github_handler(state: GitHub) -> super::net::Handler {
     Arc::new(move |r: Req| {
         let mut s = state.lock().unwrap();
         let resp = github_route(&mut s, &r);
-        resp.with_header("x-github-request-id", "FAKE:0001:0002")
+        s.c.answer(resp).with_header("x-github-request-id", "FAKE:0001:0002")
     })
 }
 
@@ -465,6 +548,10 @@ pub struct ArmState {
     /// `Retry-After` (seconds) on accepted operations. 0: a client that honours it waits no
     /// real time in a test.
     pub retry_after: u32,
+    /// The clock moves only when the caller says (`advance`), not with each call: for a
+    /// simulation whose time is its own (the soak), where the number of calls made says
+    /// nothing about how long an operation took.
+    pub timed_by_caller: bool,
     next_op: u64,
 }
 
@@ -486,6 +573,7 @@ pub fn arm() -> Arm {
         events: vec![],
         refused_puts: vec![],
         retry_after: 0,
+        timed_by_caller: false,
         next_op: 0,
     }))
 }
@@ -743,7 +831,9 @@ impl ArmState {
 
     /// One ARM call: the clock moves on one tick first.
     fn tick(&mut self) {
-        self.now += 1;
+        if !self.timed_by_caller {
+            self.now += 1;
+        }
         self.finish_due();
     }
 
@@ -807,7 +897,8 @@ pub fn arm_handler(state: Arm) -> super::net::Handler {
     Arc::new(move |r: Req| {
         let mut s = state.lock().unwrap();
         s.tick();
-        arm_route(&mut s, &r).with_header("x-ms-request-id", "fake-arm-request-0001")
+        let resp = arm_route(&mut s, &r);
+        s.c.answer(resp).with_header("x-ms-request-id", "fake-arm-request-0001")
     })
 }
 
@@ -1045,12 +1136,18 @@ pub fn vault_handler(state: Vault) -> super::net::Handler {
         if let Some(f) = s.c.fault("read", &r.path) {
             return f.with_header("x-ms-request-id", "fake-kv-request-0001");
         }
-        match s.secrets.get(&name) {
-            Some(v) => Resp::json(200, json!({"value": v, "id": format!("https://myvault.vault.azure.test/secrets/{name}/4387e9f3d6e14c459867679a90fd0f79"),
-                                              "attributes": {"enabled": true, "created": 1493938410, "updated": 1493938410}})),
-            None => Resp::json(404, json!({"error": {"code": "SecretNotFound", "message": format!("A secret with (name/id) {name} was not found in this key vault.")}})),
-        }
-        .with_header("x-ms-request-id", "fake-kv-request-0001")
+        let resp = match s.secrets.get(&name) {
+            Some(v) => Resp::json(
+                200,
+                json!({"value": v, "id": format!("https://myvault.vault.azure.test/secrets/{name}/4387e9f3d6e14c459867679a90fd0f79"),
+                                              "attributes": {"enabled": true, "created": 1493938410, "updated": 1493938410}}),
+            ),
+            None => Resp::json(
+                404,
+                json!({"error": {"code": "SecretNotFound", "message": format!("A secret with (name/id) {name} was not found in this key vault.")}}),
+            ),
+        };
+        s.c.answer(resp).with_header("x-ms-request-id", "fake-kv-request-0001")
     })
 }
 

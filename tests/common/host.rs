@@ -539,6 +539,39 @@ impl FakeHost {
         statuses
     }
 
+    /// One queue-triggered invocation of `function` with `m` (whose dequeue count the caller
+    /// has counted), as the host makes it: on success its outputs go to their queues. What
+    /// becomes of a failed message (visibility, poison) is the caller's.
+    pub async fn invoke_message(&self, function: &str, m: &Message) -> u16 {
+        let binding = self.bindings[function]
+            .iter()
+            .find(|b| b.kind == "queueTrigger")
+            .expect("a queue trigger")
+            .name
+            .clone();
+        let (status, text) = self.post_envelope(function, Self::queue_envelope(function, &binding, m)).await;
+        if (200..300).contains(&status) {
+            let v: Value = serde_json::from_str(&text).expect("JSON answer");
+            self.apply_outputs(function, v.get("Outputs").unwrap_or(&Value::Null));
+        }
+        status
+    }
+
+    /// host.json's `extensions.queues.maxDequeueCount`.
+    pub fn max_dequeue_count(&self) -> u32 {
+        self.max_dequeue_count
+    }
+
+    /// Takes every message out of `queue`.
+    pub fn take_queued(&self, queue: &str) -> Vec<Message> {
+        self.queues
+            .lock()
+            .unwrap()
+            .get_mut(queue)
+            .map(|q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+
     fn queue_triggers(&self) -> Vec<(String, Binding)> {
         self.bindings
             .iter()
