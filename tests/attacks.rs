@@ -21,10 +21,6 @@ const FIXTURE_REPO: &str = "Codertocat/Hello-World";
 const VICTIM: &str = "octo-org/octo-repo";
 const RUN: u64 = 2202229078;
 
-fn minutes_ago(m: i64) -> String {
-    aci_runners::clock::rfc3339(OffsetDateTime::now_utc() - time::Duration::minutes(m))
-}
-
 /// The same delivery, as if from `full_name` (what anyone holding the webhook secret can sign).
 fn from_repository(d: Delivery, full_name: &str) -> Delivery {
     let mut v: Value = serde_json::from_slice(&d.body).unwrap();
@@ -33,20 +29,6 @@ fn from_repository(d: Delivery, full_name: &str) -> Delivery {
     v["repository"]["name"] = json!(name);
     v["repository"]["owner"]["login"] = json!(owner);
     Delivery::new(&d.event, serde_json::to_vec(&v).unwrap())
-}
-
-async fn tick(ctx: &Ctx) {
-    let (status, body) = ctx.host().timer("sweep", json!(null), false).await;
-    assert_eq!(status, 200, "{body}");
-    ctx.expect_log("sweep groups=").await;
-}
-
-fn summary(ctx: &Ctx) -> String {
-    ctx.logs()
-        .lines()
-        .find(|l| l.starts_with("sweep groups="))
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// The handler's `provision.dropped` lines.
@@ -105,7 +87,7 @@ async fn a_signed_completed_delivery_from_another_repository_cannot_release_its_
     let world = World::new()
         .arm(|arm| {
             // Made for the victim's job 51, running it now.
-            arm.seed("aci-runner-51", true, "Succeeded", Some("Running"), &minutes_ago(5))
+            arm.seed("aci-runner-51", true, "Succeeded", Some("Running"), &common::minutes_ago(5))
                 .tag("aci-runner-51", "github-repository", VICTIM)
         })
         .github(|gh| {
@@ -162,7 +144,7 @@ async fn a_signed_completed_delivery_from_another_organization_cannot_release_it
     let world = World::new()
         .setting("RUNNER_SCOPE", "org")
         .arm(|arm| {
-            arm.seed("aci-runner-52", true, "Succeeded", Some("Running"), &minutes_ago(5))
+            arm.seed("aci-runner-52", true, "Succeeded", Some("Running"), &common::minutes_ago(5))
                 .tag("aci-runner-52", "github-repository", VICTIM)
                 .tag("aci-runner-52", "github-owner", "octo-org")
         })
@@ -224,7 +206,7 @@ fn answers_late(gh: &mut GitHubState, targets: &[&'static str]) {
 fn same_name_elsewhere(own_first: bool) -> World {
     World::new()
         .setting("ALLOWED_REPOSITORIES", "octo-org/a-repo,octo-org/octo-repo,octo-org/z-repo")
-        .arm(|arm| arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &minutes_ago(30)))
+        .arm(|arm| arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &common::minutes_ago(30)))
         .github(move |gh| {
             let mut seeds = vec![
                 ("repos/octo-org/a-repo", false),
@@ -248,7 +230,7 @@ fn same_name_elsewhere(own_first: bool) -> World {
 async fn an_idle_runner_of_the_same_name_in_another_repository_does_not_make_the_sweeper_delete_a_busy_group() {
     for own_first in [true, false] {
         run_test(same_name_elsewhere(own_first), async |ctx| {
-            tick(ctx).await;
+            ctx.sweep().await;
             {
                 let arm = ctx.arm();
                 arm.expect_groups(["aci-runner-4"]);
@@ -258,9 +240,10 @@ async fn an_idle_runner_of_the_same_name_in_another_repository_does_not_make_the
                 assert_eq!(gh.c.count("delete-runner"), 0, "own_first={own_first}");
             }
             assert!(
-                summary(ctx).starts_with("sweep groups=1 runners=3 deleted_terminated=0 deleted_lifetime=0 deleted_idle=0 "),
+                ctx.sweep_summary()
+                    .starts_with("sweep groups=1 runners=3 deleted_terminated=0 deleted_lifetime=0 deleted_idle=0 "),
                 "own_first={own_first}: {}",
-                summary(ctx)
+                ctx.sweep_summary()
             );
         })
         .await;
@@ -272,7 +255,7 @@ async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_re
     for own_first in [true, false] {
         let world = World::new()
             .setting("ALLOWED_REPOSITORIES", "octo-org/a-repo,octo-org/octo-repo,octo-org/z-repo")
-            .arm(|arm| arm.seed("aci-runner-5", true, "Succeeded", Some("Running"), &minutes_ago(30)))
+            .arm(|arm| arm.seed("aci-runner-5", true, "Succeeded", Some("Running"), &common::minutes_ago(30)))
             .github(move |gh| {
                 match own_first {
                     true => answers_late(gh, &["/octo-org/a-repo/", "/octo-org/z-repo/"]),
@@ -284,7 +267,7 @@ async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_re
                     .runner("repos/octo-org/z-repo", "aci-runner-5", "online", false)
             });
         run_test(world, async |ctx| {
-            tick(ctx).await;
+            ctx.sweep().await;
             ctx.arm().settle().expect_groups([]);
             let gh = ctx.github();
             assert_eq!(gh.c.count("delete-runner"), 1);
@@ -302,10 +285,10 @@ async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_or
             .setting("RUNNER_SCOPE", "org")
             .setting("ALLOWED_OWNERS", "acme,octo-org,zeta")
             .arm(|arm| {
-                arm.seed("aci-runner-6", true, "Succeeded", Some("Running"), &minutes_ago(30))
+                arm.seed("aci-runner-6", true, "Succeeded", Some("Running"), &common::minutes_ago(30))
                     .tag("aci-runner-6", "github-owner", "octo-org")
                     // Busy in its own organization: kept below the lifetime cap.
-                    .seed("aci-runner-7", true, "Succeeded", Some("Running"), &minutes_ago(30))
+                    .seed("aci-runner-7", true, "Succeeded", Some("Running"), &common::minutes_ago(30))
                     .tag("aci-runner-7", "github-owner", "octo-org")
             })
             .github(move |gh| {
@@ -320,7 +303,7 @@ async fn the_sweeper_deregisters_an_idle_groups_runner_only_in_the_groups_own_or
                 gh
             });
         run_test(world, async |ctx| {
-            tick(ctx).await;
+            ctx.sweep().await;
             ctx.arm().settle().expect_groups(["aci-runner-7"]);
             let gh = ctx.github();
             assert_eq!(gh.c.count("delete-runner"), 1);
@@ -361,11 +344,11 @@ async fn sibling_deployments_in_our_resource_group_and_repository_are_never_swep
         .setting("MAX_RUNNERS", "1")
         .arm(|arm| {
             for (name, provisioning, instance, age) in SIBLINGS {
-                arm.seed(name, true, provisioning, instance, &minutes_ago(age))
+                arm.seed(name, true, provisioning, instance, &common::minutes_ago(age))
                     .tag(name, "github-repository", FIXTURE_REPO);
             }
             // One of ours, exited, so the sweeper has work.
-            arm.seed("aci-runner-42", true, "Succeeded", Some("Succeeded"), &minutes_ago(5))
+            arm.seed("aci-runner-42", true, "Succeeded", Some("Succeeded"), &common::minutes_ago(5))
                 .tag("aci-runner-42", "github-repository", FIXTURE_REPO)
         })
         .github(|gh| {
@@ -389,7 +372,7 @@ async fn sibling_deployments_in_our_resource_group_and_repository_are_never_swep
         ctx.expect_log("provision op=create runner=aci-runner-4242 attempt=1 result=created")
             .await;
 
-        tick(ctx).await;
+        ctx.sweep().await;
         let mut expected: Vec<&str> = SIBLINGS.iter().map(|s| s.0).collect();
         expected.push("aci-runner-4242");
         {
@@ -404,10 +387,10 @@ async fn sibling_deployments_in_our_resource_group_and_repository_are_never_swep
             assert_eq!(gh.c.count("get-job"), 0, "no sibling registration is taken for a ghost of ours");
         }
         assert!(
-            summary(ctx)
+            ctx.sweep_summary()
                 .starts_with("sweep groups=2 runners=2 deleted_terminated=1 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 "),
             "{}",
-            summary(ctx)
+            ctx.sweep_summary()
         );
     })
     .await;
@@ -677,9 +660,9 @@ async fn a_tag_with_path_characters_never_reaches_a_github_url() {
     // Anyone who may write tags in the resource group can set these.
     let world = World::new()
         .arm(|arm| {
-            arm.seed("aci-runner-7", true, "Succeeded", Some("Running"), &minutes_ago(30))
+            arm.seed("aci-runner-7", true, "Succeeded", Some("Running"), &common::minutes_ago(30))
                 .tag("aci-runner-7", "github-repository", "octo-org/../../orgs/victim")
-                .seed("aci-runner-8", true, "Succeeded", Some("Succeeded"), &minutes_ago(5))
+                .seed("aci-runner-8", true, "Succeeded", Some("Succeeded"), &common::minutes_ago(5))
                 .tag("aci-runner-8", "github-repository", "octo-org/octo-repo?per_page=1")
         })
         .github(|gh| {
@@ -687,7 +670,7 @@ async fn a_tag_with_path_characters_never_reaches_a_github_url() {
                 .runner("orgs/victim", "aci-runner-8", "online", false)
         });
     run_test(world, async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         // The exited group goes (ARM's own name for it); the idle one's runner cannot be
         // looked for anywhere, so it is not judged idle.
         ctx.arm().settle().expect_groups(["aci-runner-7"]);
@@ -713,7 +696,7 @@ async fn a_tag_with_path_characters_never_reaches_a_github_url() {
 async fn a_next_page_outside_the_configured_api_is_not_followed_with_our_token() {
     const EVIL: &str = "https://api.github.test.evil.example";
     let world = World::new()
-        .arm(|arm| arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &minutes_ago(30)))
+        .arm(|arm| arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &common::minutes_ago(30)))
         .github(|gh| {
             // GitHub's first page, or what looks like it, sends the next one elsewhere.
             let page = json!({"total_count": 2, "runners": [{"id": 1, "name": "aci-runner-4", "os": "linux",
@@ -730,13 +713,13 @@ async fn a_next_page_outside_the_configured_api_is_not_followed_with_our_token()
             gh
         });
     run_test(world, async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         // Refused: the repository counts as unlisted, so its idle group is not judged.
         ctx.arm().expect_groups(["aci-runner-4"]);
         // (and reconciliation's own list of the repository's runs, on the configured API)
         assert_eq!(ctx.github().c.calls, ["list-runners", "list-runs"]);
-        assert!(summary(ctx).contains("deleted_idle=0 "), "{}", summary(ctx));
-        assert!(summary(ctx).contains(" failed=1 "), "{}", summary(ctx));
+        assert!(ctx.sweep_summary().contains("deleted_idle=0 "), "{}", ctx.sweep_summary());
+        assert!(ctx.sweep_summary().contains(" failed=1 "), "{}", ctx.sweep_summary());
         ctx.expect_log("is outside GITHUB_API_URL").await;
 
         // ARM's list, the same way.
@@ -749,7 +732,7 @@ async fn a_next_page_outside_the_configured_api_is_not_followed_with_our_token()
                 json!({"value": [], "nextLink": "https://management.azure.test.evil.example/subscriptions/x?$skipToken=1"}),
             ),
         });
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("is outside AZURE_RESOURCE_MANAGER_URL").await;
         ctx.arm().expect_groups(["aci-runner-4"]);
         assert_eq!(ctx.arm().c.count("list"), 2);

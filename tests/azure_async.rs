@@ -10,7 +10,6 @@ use common::fakes::{arm, arm_handler, Arm, API_VERSION, MI_TOKEN, RESOURCE_GROUP
 use common::net::{Req, Resp};
 use common::*;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 // ---------------------------------------------------------------- the fake, call by call
 
@@ -237,24 +236,6 @@ fn a_call_arm_does_not_have_is_unexpected() {
 
 const REPO: &str = "repos/octo-org/octo-repo";
 
-fn minutes_ago(m: i64) -> String {
-    aci_runners::clock::rfc3339(OffsetDateTime::now_utc() - time::Duration::minutes(m))
-}
-
-fn summary(ctx: &Ctx) -> String {
-    ctx.logs()
-        .lines()
-        .find(|l| l.starts_with("sweep groups="))
-        .unwrap_or_default()
-        .to_string()
-}
-
-async fn tick(ctx: &Ctx) {
-    let (status, body) = ctx.host().timer("sweep", json!(null), false).await;
-    assert_eq!(status, 200, "{body}");
-    ctx.expect_log("sweep groups=").await;
-}
-
 /// The groups whose DELETE ARM accepted, in name order.
 fn deletes_accepted(ctx: &Ctx) -> Vec<String> {
     let mut names: Vec<String> = ctx
@@ -305,7 +286,7 @@ async fn a_job_whose_group_is_deleting_gets_a_new_group_once_it_is_gone() {
     let world = World::new()
         .arm(|arm| {
             // The sweeper deleted it after its container exited; ARM is still at it.
-            arm.seed("aci-runner-4300", true, "Deleting", Some("Failed"), &minutes_ago(10))
+            arm.seed("aci-runner-4300", true, "Deleting", Some("Failed"), &common::minutes_ago(10))
                 .tag("aci-runner-4300", "github-repository", "Codertocat/Hello-World")
                 .tag("aci-runner-4300", "github-job-id", "4300")
                 .tag("aci-runner-4300", "origin", "webhook")
@@ -381,18 +362,18 @@ async fn a_list_page_with_null_tags_stalls_neither_a_sweep_nor_a_create() {
     let world = World::new()
         .arm(|arm| {
             arm.page_size = 2;
-            arm.seed("aci-runner-4320", true, "Failed", None, &minutes_ago(5)) // ARM gave up
-                .seed("aci-runner-4321", true, "Succeeded", Some("Running"), &minutes_ago(5)) // booting
-                .seed("aci-runner-9", false, "Succeeded", Some("Succeeded"), &minutes_ago(9000))
+            arm.seed("aci-runner-4320", true, "Failed", None, &common::minutes_ago(5)) // ARM gave up
+                .seed("aci-runner-4321", true, "Succeeded", Some("Running"), &common::minutes_ago(5)) // booting
+                .seed("aci-runner-9", false, "Succeeded", Some("Succeeded"), &common::minutes_ago(9000))
                 .untagged("aci-runner-9") // named like ours, but not tagged: never touched
                 .seed("build-cache", false, "Succeeded", Some("Running"), "")
                 .untagged("build-cache")
         })
         .github(|gh| gh.runner(REPO, "aci-runner-4321", "offline", false));
     run_test(world, async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         assert_eq!(
-            summary(ctx),
+            ctx.sweep_summary(),
             "sweep groups=2 runners=1 deleted_terminated=1 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false"
         );
         assert_eq!(deletes_accepted(ctx), ["aci-runner-4320"]);
@@ -418,7 +399,7 @@ async fn a_managed_group_without_created_at_ages_out_by_system_data() {
     let world = World::new()
         .arm(|arm| {
             for (name, age) in [("aci-runner-4340", 400), ("aci-runner-4341", 30), ("aci-runner-4342", 5)] {
-                arm.seed(name, true, "Succeeded", Some("Running"), &minutes_ago(age))
+                arm.seed(name, true, "Succeeded", Some("Running"), &common::minutes_ago(age))
                     .untag(name, "created-at");
             }
             arm
@@ -430,9 +411,9 @@ async fn a_managed_group_without_created_at_ages_out_by_system_data() {
         });
     run_test(world, async |ctx| {
         assert!(ctx.arm().groups.values().all(|g| !g.tags.contains_key("created-at")));
-        tick(ctx).await;
+        ctx.sweep().await;
         assert_eq!(
-            summary(ctx),
+            ctx.sweep_summary(),
             "sweep groups=3 runners=3 deleted_terminated=0 deleted_lifetime=1 deleted_idle=1 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false"
         );
         assert_eq!(deletes_accepted(ctx), ["aci-runner-4340", "aci-runner-4341"]);

@@ -6,22 +6,8 @@ use common::fakes::Fault;
 use common::net::Resp;
 use common::*;
 use serde_json::json;
-use time::OffsetDateTime;
 
 const REPO: &str = "repos/octo-org/octo-repo";
-
-fn minutes_ago(m: i64) -> String {
-    aci_runners::clock::rfc3339(OffsetDateTime::now_utc() - time::Duration::minutes(m))
-}
-
-/// The last sweep's summary line.
-fn summary(ctx: &Ctx) -> String {
-    ctx.logs()
-        .lines()
-        .rfind(|l| l.starts_with("sweep groups="))
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// The groups whose DELETE ARM accepted, in name order.
 fn deletes_accepted(ctx: &Ctx) -> Vec<String> {
@@ -36,23 +22,18 @@ fn deletes_accepted(ctx: &Ctx) -> Vec<String> {
     names
 }
 
-async fn tick(ctx: &Ctx) {
-    let (status, body) = ctx.host().timer("sweep", json!(null), false).await;
-    assert_eq!(status, 200, "{body}");
-}
-
 /// Groups in every state, an unmanaged group, ghosts and a stranger's runner.
 fn seeded(world: World) -> World {
     world
         .arm(|arm| {
-            arm.seed("aci-runner-1", true, "Succeeded", Some("Succeeded"), &minutes_ago(5)); // exited
-            arm.seed("aci-runner-2", true, "Failed", None, &minutes_ago(5)); // ARM gave up
-            arm.seed("aci-runner-3", true, "Succeeded", Some("Running"), &minutes_ago(400)); // past lifetime, busy
-            arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &minutes_ago(30)); // idle
-            arm.seed("aci-runner-5", true, "Succeeded", Some("Running"), &minutes_ago(30)); // busy
-            arm.seed("aci-runner-6", true, "Succeeded", Some("Running"), &minutes_ago(5)); // booting
-            arm.seed("aci-runner-7", true, "Succeeded", Some("Running"), &minutes_ago(30)); // idle, no registration
-            arm.seed("aci-runner-8", false, "Succeeded", Some("Succeeded"), &minutes_ago(9000)); // not ours to touch
+            arm.seed("aci-runner-1", true, "Succeeded", Some("Succeeded"), &common::minutes_ago(5)); // exited
+            arm.seed("aci-runner-2", true, "Failed", None, &common::minutes_ago(5)); // ARM gave up
+            arm.seed("aci-runner-3", true, "Succeeded", Some("Running"), &common::minutes_ago(400)); // past lifetime, busy
+            arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &common::minutes_ago(30)); // idle
+            arm.seed("aci-runner-5", true, "Succeeded", Some("Running"), &common::minutes_ago(30)); // busy
+            arm.seed("aci-runner-6", true, "Succeeded", Some("Running"), &common::minutes_ago(5)); // booting
+            arm.seed("aci-runner-7", true, "Succeeded", Some("Running"), &common::minutes_ago(30)); // idle, no registration
+            arm.seed("aci-runner-8", false, "Succeeded", Some("Succeeded"), &common::minutes_ago(9000)); // not ours to touch
             arm
         })
         .github(|gh| {
@@ -71,7 +52,7 @@ fn seeded(world: World) -> World {
 #[tokio::test]
 async fn exactly_the_right_deletions_in_the_right_order() {
     run_test(seeded(World::new()), async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
         assert_eq!(
             deletes_accepted(ctx),
@@ -99,7 +80,7 @@ async fn exactly_the_right_deletions_in_the_right_order() {
             );
         }
         assert_eq!(
-            summary(ctx),
+            ctx.sweep_summary(),
             "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false"
         );
     })
@@ -109,17 +90,18 @@ async fn exactly_the_right_deletions_in_the_right_order() {
 #[tokio::test]
 async fn dry_run_reports_and_changes_nothing() {
     run_test(seeded(World::new().setting("DRY_RUN", "true")), async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
         assert_eq!(ctx.arm().groups.len(), 8);
         assert_eq!(ctx.github().runners.len(), 8);
         assert!(ctx.arm().c.writes.is_empty() && ctx.github().c.writes.is_empty());
         assert!(
-            summary(ctx).contains("deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1"),
+            ctx.sweep_summary()
+                .contains("deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1"),
             "{}",
-            summary(ctx)
+            ctx.sweep_summary()
         );
-        assert!(summary(ctx).contains("dry_run=true"));
+        assert!(ctx.sweep_summary().contains("dry_run=true"));
         ctx.expect_log("sweep.would-delete plan=\"reason=idle deregister=aci-runner-4 (octo-org/octo-repo) delete=aci-runner-4\"")
             .await;
     })
@@ -136,7 +118,11 @@ async fn the_timer_envelope_with_a_status_object_and_past_due() {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(v["Outputs"].is_object() && v["Logs"].is_array());
         ctx.expect_log("past_due=true").await;
-        assert!(summary(ctx).starts_with("sweep groups=0 runners=0"), "{}", summary(ctx));
+        assert!(
+            ctx.sweep_summary().starts_with("sweep groups=0 runners=0"),
+            "{}",
+            ctx.sweep_summary()
+        );
     })
     .await;
 }
@@ -146,7 +132,7 @@ async fn more_than_a_hundred_groups_and_runners_are_paged() {
     let world = World::new()
         .arm(|arm| {
             for i in 0..150 {
-                arm.seed(&format!("aci-runner-{}", 10_000 + i), true, "Failed", None, &minutes_ago(3));
+                arm.seed(&format!("aci-runner-{}", 10_000 + i), true, "Failed", None, &common::minutes_ago(3));
             }
             arm
         })
@@ -157,9 +143,9 @@ async fn more_than_a_hundred_groups_and_runners_are_paged() {
             gh
         });
     run_test(world, async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
-        assert_eq!(summary(ctx), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false");
+        assert_eq!(ctx.sweep_summary(), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false");
         assert_eq!(deletes_accepted(ctx).len(), 150);
         {
             let mut arm = ctx.arm();
@@ -210,16 +196,16 @@ async fn throttling_and_server_errors_are_retried_and_failures_wait_for_the_next
             gh
         });
     run_test(world, async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
-        let first = summary(ctx);
+        let first = ctx.sweep_summary();
         assert!(first.contains("failed=1"), "one delete failed for good: {first}");
         assert_eq!(
             ctx.arm().settle().groups.len(),
             4,
             "one of the five deletions is left for the next run"
         );
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep groups=3 runners=4 deleted_terminated=0 deleted_lifetime=0 deleted_idle=1 ")
             .await;
         // aci-runner-7 went on the second run.
@@ -232,13 +218,8 @@ async fn throttling_and_server_errors_are_retried_and_failures_wait_for_the_next
 async fn a_runner_that_just_took_a_job_keeps_its_idle_group() {
     let world = World::new()
         .arm(|arm| {
-            arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &minutes_ago(30)).seed(
-                "aci-runner-3",
-                true,
-                "Succeeded",
-                Some("Running"),
-                &minutes_ago(400),
-            )
+            arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &common::minutes_ago(30))
+                .seed("aci-runner-3", true, "Succeeded", Some("Running"), &common::minutes_ago(400))
         })
         .github(|gh| {
             gh.runner(REPO, "aci-runner-4", "online", false)
@@ -253,7 +234,7 @@ async fn a_runner_that_just_took_a_job_keeps_its_idle_group() {
             gh
         });
     run_test(world, async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
         assert_eq!(deletes_accepted(ctx), ["aci-runner-3"]);
         {
@@ -266,9 +247,10 @@ async fn a_runner_that_just_took_a_job_keeps_its_idle_group() {
             );
         }
         assert!(
-            summary(ctx).contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 reconciled=0 failed=0"),
+            ctx.sweep_summary()
+                .contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 reconciled=0 failed=0"),
             "{}",
-            summary(ctx)
+            ctx.sweep_summary()
         );
     })
     .await;
@@ -280,7 +262,7 @@ async fn org_scope_lists_the_organization_and_leaves_ghosts() {
         .setting("RUNNER_SCOPE", "org")
         .setting("ALLOWED_OWNERS", "acme")
         .arm(|arm| {
-            arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &minutes_ago(30))
+            arm.seed("aci-runner-4", true, "Succeeded", Some("Running"), &common::minutes_ago(30))
                 .groups
                 .get_mut("aci-runner-4")
                 .unwrap()
@@ -294,7 +276,7 @@ async fn org_scope_lists_the_organization_and_leaves_ghosts() {
                 .runner("orgs/acme", "aci-runner-98", "offline", false)
         });
     run_test(world, async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
         ctx.arm().settle().expect_groups([]);
         {
@@ -357,14 +339,14 @@ async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
             }
             ctx.github().job(4242, "queued").job(4243, "completed");
         }
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
         assert!(
-            summary(ctx).contains(
+            ctx.sweep_summary().contains(
                 "deleted_terminated=2 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=1 reconciled=0 failed=0"
             ),
             "{}",
-            summary(ctx)
+            ctx.sweep_summary()
         );
         // The sweep's queue output. ARM is still deleting the old group when it is read.
         ctx.expect_queued(1);
@@ -405,7 +387,7 @@ fn listed(id: u64, run: u64, labels: &[&str], minutes: i64, status: &str) -> com
         scope: "repos/octo-org/octo-repo".into(),
         status: status.into(),
         labels: labels.iter().map(|l| l.to_string()).collect(),
-        created_at: minutes_ago(minutes),
+        created_at: common::minutes_ago(minutes),
     }
 }
 
@@ -424,7 +406,7 @@ async fn a_delivery_github_never_made_is_reconciled_once() {
         gh.job(7001, "queued")
     });
     run_test(world, async |ctx| {
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("sweep.reconciled runner=aci-runner-7001 repository=octo-org/octo-repo job=7001")
             .await;
         ctx.expect_log("requeued=0 reconciled=1 failed=0").await;
@@ -439,7 +421,7 @@ async fn a_delivery_github_never_made_is_reconciled_once() {
         ctx.github().expect_runners(["aci-runner-7001"]);
 
         // The next sweep: nothing changed at GitHub (answered 304), and the job has its group.
-        tick(ctx).await;
+        ctx.sweep().await;
         ctx.expect_log("requeued=0 reconciled=0 failed=0").await;
         assert_eq!(ctx.github().not_modified, 2, "runs and jobs both answered 304");
         ctx.expect_queued(0);

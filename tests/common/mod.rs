@@ -43,6 +43,11 @@ pub struct Bench {
     pub arm_delay: net::Delay,
 }
 
+/// An RFC 3339 time `m` minutes ago, as a `created-at` tag or a job's `created_at` carries it.
+pub fn minutes_ago(m: i64) -> String {
+    aci_runners::clock::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::minutes(m))
+}
+
 pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);

@@ -156,6 +156,22 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Fires the `sweep` timer once, as the host does on schedule, and waits for a summary line.
+    pub async fn sweep(&self) {
+        let (status, body) = self.host().timer("sweep", serde_json::Value::Null, false).await;
+        assert_eq!(status, 200, "{body}");
+        self.expect_log("sweep groups=").await;
+    }
+
+    /// The last sweep's summary line.
+    pub fn sweep_summary(&self) -> String {
+        self.logs()
+            .lines()
+            .rfind(|l| l.starts_with("sweep groups="))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// The fake Functions host, for what the helpers here do not cover.
     pub fn host(&self) -> &FakeHost {
         self.host.as_ref().expect("this world has no host (World::without_host)")
