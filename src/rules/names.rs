@@ -57,22 +57,6 @@ pub fn is_ours(prefix: &str, name: &str) -> bool {
     parse(prefix, name).is_some()
 }
 
-/// The job id a webhook runner's name was made from, if it is one.
-pub fn job_id_from_name(prefix: &str, name: &str) -> Option<u64> {
-    match parse(prefix, name)? {
-        Name::Job(id) => Some(id),
-        Name::Workflow { .. } => None,
-    }
-}
-
-/// The run id a workflow-step runner's name was made from.
-pub fn run_id_from_name(prefix: &str, name: &str) -> Option<u64> {
-    match parse(prefix, name)? {
-        Name::Workflow { run, .. } => Some(run),
-        Name::Job(_) => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,10 +84,14 @@ mod tests {
         assert_eq!(workflow_runner_name("p", 1, 1, ""), "p-1-1-e3b0c442");
         assert!(crate::config::check_arm_name(&a).is_ok());
         assert!(is_ours("aci-runner", &a) && is_ours("aci-runner", "aci-runner-1"));
-        assert_eq!(job_id_from_name("aci-runner", "aci-runner-42"), Some(42));
-        assert_eq!(job_id_from_name("aci-runner", &a), None);
-        assert_eq!(run_id_from_name("aci-runner", &a), Some(2202229078));
-        assert_eq!(run_id_from_name("aci-runner", "aci-runner-42"), None);
+        assert_eq!(parse("aci-runner", "aci-runner-42"), Some(Name::Job(42)));
+        assert_eq!(
+            parse("aci-runner", &a),
+            Some(Name::Workflow {
+                run: 2202229078,
+                attempt: 1
+            })
+        );
     }
 
     #[test]
