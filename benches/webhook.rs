@@ -116,24 +116,7 @@ async fn run() {
     let b = Bench::new(&[]).await;
     let env = settings_env(&b);
     let body = include_bytes!("../tests/data/workflow_job__queued.payload.json");
-    let signature = common::sign(common::WEBHOOK_SECRET, body);
-    let headers = [
-        ("Accept", "*/*"),
-        ("User-Agent", "GitHub-Hookshot/044aadd"),
-        ("Content-Type", "application/json"),
-        ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-        ("X-GitHub-Event", "workflow_job"),
-        ("X-GitHub-Hook-ID", "292430182"),
-        ("X-Hub-Signature-256", signature.as_str()),
-    ];
-    let envelope = Bytes::from(common::host::http_envelope(
-        "github-webhook",
-        "github/webhook",
-        "POST",
-        &headers,
-        &[("code", "key")],
-        body,
-    ));
+    let envelope = Bytes::from(common::signed_queued_envelope());
 
     // 1. Readiness: exec to the first answer on GET /.
     let mut ready: Vec<Duration> = Vec::new();

@@ -57,22 +57,6 @@ fn main() {
     rt.block_on(drive());
 }
 
-/// The envelope of a signed delivery of the queued fixture.
-fn envelope() -> Vec<u8> {
-    let body = include_bytes!("../tests/data/workflow_job__queued.payload.json");
-    let signature = common::sign(common::WEBHOOK_SECRET, body);
-    let headers = [
-        ("Accept", "*/*"),
-        ("User-Agent", "GitHub-Hookshot/044aadd"),
-        ("Content-Type", "application/json"),
-        ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-        ("X-GitHub-Event", "workflow_job"),
-        ("X-GitHub-Hook-ID", "292430182"),
-        ("X-Hub-Signature-256", signature.as_str()),
-    ];
-    common::host::http_envelope("github-webhook", "github/webhook", "POST", &headers, &[("code", "key")], body)
-}
-
 /// Runs under callgrind: one invocation to read the secret from the Key Vault fake, then `n`.
 async fn in_process(n: u64) {
     let b = Bench::new(&settings()).await;
@@ -84,7 +68,7 @@ async fn in_process(n: u64) {
     let cfg = Config::from_env(&b.settings).unwrap();
     let roots = std::fs::read(&b.settings["SSL_CERT_FILE"]).unwrap();
     let app = App::new(cfg, CredentialKind::ManagedIdentity, Some(&roots)).unwrap();
-    let envelope = envelope();
+    let envelope = common::signed_queued_envelope();
     let first = invoke(&app, &envelope).await;
     assert!(accepted(&first), "the full accept path: {}", String::from_utf8_lossy(&first));
     for _ in 0..n {
@@ -106,7 +90,7 @@ fn accepted(answer: &[u8]) -> bool {
 }
 
 async fn drive() {
-    let envelope = envelope();
+    let envelope = common::signed_queued_envelope();
     println!("Envelope {} bytes; counts from {FEW} and {MANY} invocations.", envelope.len());
     println!();
     println!("| what | instructions per invocation | of which software SHA-256 |");

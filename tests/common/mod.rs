@@ -48,6 +48,23 @@ pub fn minutes_ago(m: i64) -> String {
     aci_runners::clock::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::minutes(m))
 }
 
+/// The envelope the Functions host sends for a signed delivery of GitHub's unedited `queued`
+/// fixture, with the function key in the query: what the webhook benchmarks send.
+pub fn signed_queued_envelope() -> Vec<u8> {
+    let body = include_bytes!("../data/workflow_job__queued.payload.json");
+    let signature = sign(WEBHOOK_SECRET, body);
+    let headers = [
+        ("Accept", "*/*"),
+        ("User-Agent", "GitHub-Hookshot/044aadd"),
+        ("Content-Type", "application/json"),
+        ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ("X-GitHub-Event", "workflow_job"),
+        ("X-GitHub-Hook-ID", "292430182"),
+        ("X-Hub-Signature-256", signature.as_str()),
+    ];
+    host::http_envelope("github-webhook", "github/webhook", "POST", &headers, &[("code", "key")], body)
+}
+
 pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
