@@ -260,16 +260,9 @@ fn check_labels(labels: &[String]) -> Result<(), ConfigError> {
 /// without asking, for any service. `OIDC_AUDIENCE` must be one the workflow asks for on purpose.
 fn check_audience(cfg: &Config) -> Result<(), ConfigError> {
     let Some(aud) = &cfg.oidc_audience else { return Ok(()) };
-    let host_of = |u: &str| {
-        u.split("://")
-            .nth(1)
-            .map(|r| r.split(['/', ':']).next().unwrap_or("").to_ascii_lowercase())
-    };
-    let github_host = cfg
-        .github_api_url
-        .host_str()
-        .map(|h| h.to_ascii_lowercase().trim_start_matches("api.").to_string());
-    let aud_host = host_of(aud);
+    // `url` lowercases hosts; an audience that is not a URL has none.
+    let aud_host = url::Url::parse(aud).ok().and_then(|u| u.host_str().map(str::to_string));
+    let github_host = cfg.github_api_url.host_str().map(|h| h.trim_start_matches("api.").to_string());
     if aud_host.is_some() && (aud_host.as_deref() == Some("github.com") || aud_host == github_host) {
         return Err(err(
             "OIDC_AUDIENCE",
