@@ -155,12 +155,29 @@ pub fn queue_item(envelope: &[u8], binding: &str) -> Result<QueueItem, ProtocolE
     Ok(QueueItem { text, dequeue_count })
 }
 
-/// A timer trigger's `Data.<binding>`, of which only `IsPastDue` is read (`ScheduleStatus`, null
-/// or an object, and `Schedule` are not).
+/// A timer trigger's `Data.<binding>`: `IsPastDue`, and `ScheduleStatus` (null without a
+/// schedule monitor, else `{"Last","Next","LastUpdated"}`); `Schedule` is not read.
 #[derive(Debug, Deserialize)]
 pub struct TimerInfo {
     #[serde(rename = "IsPastDue", default)]
     pub is_past_due: bool,
+    #[serde(rename = "ScheduleStatus", default)]
+    pub schedule_status: Option<ScheduleStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScheduleStatus {
+    /// When the previous occurrence ran (`0001-01-01T00:00:00+00:00` before the first).
+    #[serde(rename = "Last", default)]
+    pub last: Option<String>,
+}
+
+impl TimerInfo {
+    /// When the previous occurrence ran, if the host says (a real time, not .NET's default).
+    pub fn last(&self) -> Option<time::OffsetDateTime> {
+        let last = self.schedule_status.as_ref()?.last.as_deref()?;
+        crate::clock::parse_rfc3339(last).filter(|t| t.year() > 1)
+    }
 }
 
 pub fn timer_info(envelope: &[u8], binding: &str) -> Result<TimerInfo, ProtocolError> {

@@ -7,7 +7,8 @@
 //! - [`group`]: the container group body and what its tags mean;
 //! - [`admission`]: which creates go ahead under `MAX_RUNNERS`;
 //! - [`sweep`]: what the sweeper removes, and why;
-//! - [`reconcile`]: which queued jobs no delivery asked a runner for.
+//! - [`reconcile`]: which queued jobs no delivery asked a runner for;
+//! - [`warm`]: the warm floor: when it applies, which idle runners it keeps, what it lacks.
 
 pub mod admission;
 pub mod group;
@@ -16,6 +17,7 @@ pub mod names;
 pub mod reconcile;
 pub mod request;
 pub mod sweep;
+pub mod warm;
 
 /// What the rules' tests share: settings with stand-ins, and a webhook job's request.
 #[cfg(test)]
