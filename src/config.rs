@@ -847,7 +847,9 @@ mod tests {
 
     #[test]
     fn warm_runners_name_a_floor_per_target() {
-        let ok: &[(&str, &str, bool, &[&str], &[&str], &[(&str, u32)])] = &[
+        type Names = &'static [&'static str];
+        type Floors = &'static [(&'static str, u32)];
+        let ok: &[(&str, &str, bool, Names, Names, Floors)] = &[
             (
                 "one repository",
                 "octo-org/octo-repo=2",
@@ -888,7 +890,7 @@ mod tests {
             let want: Vec<(String, u32)> = want.iter().map(|(t, n)| (t.to_string(), *n)).collect();
             assert_eq!(got, want, "{rule}");
         }
-        let refused: &[(&str, &str, bool, &[&str], &[&str])] = &[
+        let refused: &[(&str, &str, bool, Names, Names)] = &[
             ("an organization in repo scope", "octo-org=2", false, &[], &[]),
             ("a repository in org scope", "octo-org/r=2", true, &[], &[]),
             ("zero", "o/r=0", false, &[], &[]),

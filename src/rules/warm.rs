@@ -337,7 +337,10 @@ mod tests {
     fn the_sweeper_asks_for_what_the_floor_lacks() {
         let groups = [group("a-w-00000001", 10), group("a-w-00000002", 30), group("a-3", 1)];
         let runners = [idle("a-w-00000001"), idle("a-w-00000002")];
-        let cases: &[(&str, &[(&str, u32)], &[&str], &[&str], &[(&str, u32)])] = &[
+        type Floors = &'static [(&'static str, u32)];
+        type Names = &'static [&'static str];
+        // (rule, floors, removed this sweep, unlisted targets, what the sweeper asks for)
+        let cases: &[(&str, Floors, Names, Names, Floors)] = &[
             ("no floor: nothing", &[], &[], &[], &[]),
             ("a floor met by idle and starting runners", &[("o/r", 3)], &[], &[], &[]),
             ("a floor above them", &[("o/r", 5)], &[], &[], &[("o/r", 2)]),
