@@ -34,6 +34,13 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    for c in report.warm.iter().flat_map(|w| &w.requested) {
+        let _ = writeln!(
+            out,
+            "{:<10} request warm runner {} ({}): the floor lacks it",
+            "warm", c.runner, c.repository
+        );
+    }
     for f in &report.read_failures {
         let _ = writeln!(out, "read failed: {f}");
     }
