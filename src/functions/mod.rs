@@ -2,6 +2,7 @@
 //! they share.
 
 pub mod github_webhook;
+pub mod liveness;
 pub mod provision;
 pub mod runners;
 pub mod sweep;
@@ -18,7 +19,9 @@ use crate::github::GitHub;
 use crate::host::Functions;
 use crate::http;
 use crate::rules::admission::Admissions;
+use crate::rules::capacity::Waiting;
 use crate::target::Target;
+use liveness::Liveness;
 
 /// The queue every runner request goes through (the output binding's name).
 pub const QUEUE_OUTPUT: &str = "requests";
@@ -36,6 +39,10 @@ pub struct App {
     pub clock: Clock,
     /// Creates under way in this instance (see [`crate::rules::admission`]).
     pub admissions: Admissions,
+    /// What reads of groups said lately, shared by this instance's creates.
+    pub liveness: Liveness,
+    /// Runner names whose create waited here lately.
+    pub waiting: Waiting,
 }
 
 impl App {
@@ -69,6 +76,8 @@ impl App {
             oidc,
             clock,
             admissions: Default::default(),
+            liveness: Default::default(),
+            waiting: Default::default(),
         })
     }
 

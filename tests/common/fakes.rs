@@ -631,6 +631,8 @@ pub struct ArmState {
     pub events: Vec<(u64, String)>,
     /// Names of PUTs refused because the group was being deleted.
     pub refused_puts: Vec<String>,
+    /// The name of every group GET, in order (answered or not).
+    pub reads: Vec<String>,
     /// `Retry-After` (seconds) on accepted operations. 0: a client that honours it waits no
     /// real time in a test.
     pub retry_after: u32,
@@ -658,6 +660,7 @@ pub fn arm() -> Arm {
         operations: BTreeMap::new(),
         events: vec![],
         refused_puts: vec![],
+        reads: vec![],
         retry_after: 0,
         timed_by_caller: false,
         next_op: 0,
@@ -1016,6 +1019,9 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
         return s.c.unexpected(r);
     };
     s.c.calls.push(op.into());
+    if op == "get" {
+        s.reads.push(name.clone());
+    }
     if r.query_param("api-version").as_deref() != Some(API_VERSION) {
         return Resp::json(
             400,
