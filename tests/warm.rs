@@ -360,3 +360,51 @@ async fn a_queued_job_caught_at_the_cap_still_waits_while_warm_runners_are_asked
     })
     .await;
 }
+
+#[tokio::test]
+async fn org_scope_keeps_the_organizations_floor_and_a_repositorys_job_lands_on_it() {
+    let world = World::new().setting("RUNNER_SCOPE", "org").setting("WARM_RUNNERS", "Codertocat=1");
+    run_test(world, async |ctx| {
+        let warm = warm_up(ctx, 1).await;
+        {
+            let arm = ctx.arm();
+            let tags = &arm.groups[&warm[0]].body["tags"];
+            assert_eq!(tags["github-owner"], "codertocat");
+            assert!(
+                tags.get("github-repository").is_none(),
+                "an organization's warm runner is no repository's"
+            );
+            let gh = ctx.github();
+            assert_eq!(gh.runner_named(&warm[0]).unwrap().scope, "orgs/codertocat");
+        }
+        assert_eq!(ctx.github().queue_job(REPO, 51, &LABELS).as_deref(), Some(warm[0].as_str()));
+        ctx.deliver(queued(51)).await.expect_status(202);
+        ctx.drain().await;
+        ctx.expect_log("provision op=create runner=aci-runner-51 attempt=1 result=created warm=hit")
+            .await;
+        ctx.github().finish_job(51);
+        ctx.arm().settle().container_exits(&warm[0], "Succeeded");
+        ctx.deliver(completed(51, Some(&warm[0]))).await.expect_status(202);
+        ctx.drain().await;
+        ctx.start_runners();
+        ctx.arm().expect_groups(["aci-runner-51"]);
+        ctx.github().expect_runners(["aci-runner-51"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dry_run_says_which_warm_runners_it_would_ask_for_and_asks_for_none() {
+    run_test(warm_world(2).setting("DRY_RUN", "true"), async |ctx| {
+        ctx.sweep().await;
+        assert!(
+            ctx.sweep_summary().contains("warm_floor=2 warm_requested=2 "),
+            "{}",
+            ctx.sweep_summary()
+        );
+        ctx.expect_log("sweep.would-warm runner=aci-runner-w-").await;
+        ctx.expect_queued(0);
+        assert!(ctx.arm().c.writes.is_empty() && ctx.github().c.writes.is_empty());
+    })
+    .await;
+}
