@@ -408,3 +408,83 @@ async fn a_dry_run_says_which_warm_runners_it_would_ask_for_and_asks_for_none() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn warm_runners_count_in_a_repositorys_share() {
+    let world = warm_world(2)
+        .setting("MAX_RUNNERS_PER_REPOSITORY", "3")
+        .arm(|arm| {
+            for name in ["aci-runner-1", "aci-runner-2"] {
+                arm.seed(name, true, "Succeeded", Some("Running"), &minutes_ago(3)).tag(
+                    name,
+                    "github-repository",
+                    "Codertocat/Hello-World",
+                );
+            }
+            arm
+        })
+        .github(|gh| {
+            gh.runner(REPO, "aci-runner-1", "online", true)
+                .runner(REPO, "aci-runner-2", "online", true)
+        });
+    run_test(world, async |ctx| {
+        ctx.sweep().await;
+        ctx.expect_queued(2);
+        assert_eq!(ctx.drain().await, 2);
+        assert_eq!(ctx.arm().groups.len(), 3, "the repository's share is 3");
+        ctx.expect_log("result=\"skipped: MAX_RUNNERS_PER_REPOSITORY reached for codertocat/hello-world (3 live and 0 being created here, of 3); the next sweep asks again\"")
+            .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_warm_request_left_on_the_queue_after_warm_runners_are_turned_off_is_dropped() {
+    let m = json!({"op": "create", "runner": "aci-runner-w-abcdef01", "repository": TARGET, "origin": "warm",
+                   "run": 0, "attempt": 0, "labels": ["self-hosted", "linux", "x64", "aci"]})
+    .to_string();
+    run_test(World::new(), async |ctx| {
+        ctx.host().enqueue(QUEUE, &m);
+        assert_eq!(ctx.drain().await, 1);
+        ctx.expect_log("provision op=create runner=aci-runner-w-abcdef01 attempt=1 result=\"dropped: no warm floor for its target now\"")
+            .await;
+        assert!(ctx.arm().c.calls.is_empty() && ctx.github().c.calls.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idle_seconds_count_since_the_previous_sweep_when_the_host_says_when_it_ran() {
+    let world = warm_world(2)
+        .arm(|arm| {
+            for (name, minutes) in [("aci-runner-w-00000002", 30), ("aci-runner-w-00000003", 2)] {
+                arm.seed(name, true, "Succeeded", Some("Running"), &minutes_ago(minutes))
+                    .tag(name, "github-repository", "Codertocat/Hello-World")
+                    .tag(name, "warm", "true");
+            }
+            arm
+        })
+        .github(|gh| {
+            gh.runner(REPO, "aci-runner-w-00000002", "online", false)
+                .runner(REPO, "aci-runner-w-00000003", "online", false)
+        });
+    run_test(world, async |ctx| {
+        let status = json!({"Last": minutes_ago(5), "Next": minutes_ago(0), "LastUpdated": minutes_ago(5)});
+        let (code, body) = ctx.host().timer("sweep", status, false).await;
+        assert_eq!(code, 200, "{body}");
+        ctx.expect_log("sweep groups=").await;
+        let summary = ctx.sweep_summary();
+        // Five minutes of the older runner, two of the one started since the previous sweep.
+        let idle_s: u64 = summary
+            .split("warm_idle_s=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((420..430).contains(&idle_s), "{summary}");
+    })
+    .await;
+}

@@ -339,6 +339,30 @@ impl<'de> Deserialize<'de> for JsonStr<'de> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_timer_says_when_its_previous_occurrence_ran_when_the_host_knows() {
+        let env = |status: &str| {
+            format!(r#"{{"Data": {{"timer": {{"Schedule": {{"AdjustForDST": true}}, "ScheduleStatus": {status}, "IsPastDue": false}}}}}}"#)
+        };
+        let last = |status: &str| timer_info(env(status).as_bytes(), "timer").unwrap().last();
+        assert_eq!(
+            last(
+                r#"{"Last": "2016-10-04T10:15:00+00:00", "Next": "2016-10-04T10:20:00+00:00", "LastUpdated": "2016-10-04T10:16:00+00:00"}"#
+            ),
+            Some(time::macros::datetime!(2016-10-04 10:15 UTC)),
+            "the documented example"
+        );
+        assert_eq!(last("null"), None, "no schedule monitor");
+        assert_eq!(
+            last(
+                r#"{"Last": "0001-01-01T00:00:00+00:00", "Next": "2016-10-04T10:20:00+00:00", "LastUpdated": "0001-01-01T00:00:00+00:00"}"#
+            ),
+            None,
+            "the first run: .NET's default time"
+        );
+        assert_eq!(last(r#"{"Last": "yesterday"}"#), None, "unreadable: unknown");
+    }
+
     use super::*;
 
     fn decode(json: &str) -> Result<String, ProtocolError> {
