@@ -488,3 +488,28 @@ async fn idle_seconds_count_since_the_previous_sweep_when_the_host_says_when_it_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_warm_create_that_meets_acis_quota_removes_its_registration_and_does_not_wait() {
+    let world = warm_world(1).arm(|arm| {
+        arm.c.faults.push(Fault {
+            only: None,
+            op: "put",
+            times: 1,
+            resp: Resp::json(409, json!({"error": {"code": "ContainerGroupQuotaReached", "message": "Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota 'StandardCores' exceeded in region 'westeurope'."}})),
+        });
+        arm
+    });
+    run_test(world, async |ctx| {
+        ctx.sweep().await;
+        ctx.expect_queued(1);
+        assert_eq!(ctx.drain().await, 1, "one try: no retry on the queue");
+        ctx.expect_queued(0);
+        ctx.expect_poisoned(0);
+        ctx.github().expect_runners([]);
+        ctx.arm().expect_groups([]);
+        ctx.expect_log("result=\"skipped: Azure capacity or quota: arm.put-container-group")
+            .await;
+    })
+    .await;
+}

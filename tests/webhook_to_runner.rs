@@ -798,3 +798,39 @@ async fn at_the_cap_a_batch_reads_each_group_once_and_a_failed_read_counts_as_li
     })
     .await;
 }
+
+/// GitHub's secondary limit on runner registrations: "continuing to make requests while you are
+/// rate limited may result in the banning of your integration". One refusal holds back every
+/// registration of the instance for a minute; the creates wait on the queue meanwhile.
+#[tokio::test]
+async fn a_refusal_by_githubs_secondary_limit_holds_back_registrations() {
+    let world = World::new().github(|gh| {
+        gh.c.faults.push(Fault {
+            only: None,
+            op: "jit",
+            times: 1,
+            resp: Resp::json(
+                403,
+                json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
+            )
+            .with_header("retry-after", "60"),
+        });
+        gh.job(701, "queued").job(702, "queued")
+    });
+    run_test(world, async |ctx| {
+        ctx.deliver(queued(701)).await.expect_status(202);
+        assert_eq!(ctx.invoke_batch().await, [500]);
+        ctx.expect_log("provision.waiting op=create runner=aci-runner-701 attempt=1 why=\"GitHub's rate limit: github.generate-jitconfig: api.github.test: HTTP 403: You have exceeded a secondary rate limit")
+            .await;
+
+        ctx.deliver(queued(702)).await.expect_status(202);
+        assert_eq!(ctx.invoke_batch().await, [500, 500], "both wait");
+        ctx.expect_log("provision.waiting op=create runner=aci-runner-702 attempt=1 why=\"GitHub's rate limit: github.generate-jitconfig: held back: GitHub's secondary limit on runner registrations leaves no turn for")
+            .await;
+        assert_eq!(ctx.github().c.count("jit"), 1, "no registration sent during the pause");
+        ctx.arm().expect_groups([]);
+        ctx.expect_queued(2);
+        ctx.expect_poisoned(0);
+    })
+    .await;
+}

@@ -53,7 +53,7 @@ impl App {
         let options = azure::client_options(&http, &cfg.retry);
         let credential = azure::credential(credential, cfg.azure_client_id.as_deref(), options.clone())?;
         let secrets = SecretStore::new(cfg.key_vault_url.as_str(), credential.clone(), options, cfg.secret_cache_ttl)?;
-        let github = GitHub::new(http.clone(), cfg.github_api_url.as_str(), cfg.retry);
+        let github = GitHub::new(http.clone(), cfg.github_api_url.as_str(), cfg.retry).with_jit_per_minute(cfg.jit_per_minute);
         let arm = Arm::new(
             http.clone(),
             credential,

@@ -172,6 +172,13 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
             INVOCATION_BUDGET.as_secs()
         )))
     });
+    // A warm runner never waits (a cap, ACI's capacity, GitHub's limits): the next sweep asks
+    // again if its floor still lacks it, and no job's create queues behind it.
+    let warm = matches!(&request, Request::Create(c) if c.origin == Origin::Warm);
+    let result = match result {
+        Err(Failure::Wait(why)) if warm => Ok(Done::WarmNoRoom(why)),
+        other => other,
+    };
     let op = request.op();
     if is_create {
         match &result {

@@ -173,6 +173,13 @@ pub struct FakeRunner {
 #[derive(Debug)]
 pub struct GitHubState {
     pub pat: String,
+    /// GitHub's secondary limit on `generate-jitconfig` (900 points a minute per endpoint, 5 a
+    /// POST: 180), in real time: over it, a 403 "secondary rate limit" with `Retry-After: 60`.
+    pub jit_per_minute: Option<usize>,
+    /// When each JIT config within the last minute was made (for the limit).
+    pub jit_times: std::collections::VecDeque<std::time::Instant>,
+    /// JIT configs refused by the secondary limit.
+    pub jit_refused: usize,
     pub c: Common,
     pub runners: BTreeMap<u64, FakeRunner>,
     /// job id → status, for `GET /repos/…/actions/jobs/{id}`.
@@ -219,6 +226,9 @@ pub type GitHub = Arc<Mutex<GitHubState>>;
 pub fn github(pat: &str) -> GitHub {
     Arc::new(Mutex::new(GitHubState {
         pat: pat.into(),
+        jit_per_minute: None,
+        jit_times: Default::default(),
+        jit_refused: 0,
         c: Common::default(),
         runners: BTreeMap::new(),
         jobs: HashMap::new(),
@@ -402,6 +412,25 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
             };
             if labels.is_empty() {
                 return Resp::json(422, json!({"message": "labels: minItems 1"}));
+            }
+            if let Some(limit) = s.jit_per_minute {
+                let now = std::time::Instant::now();
+                while s
+                    .jit_times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(60))
+                {
+                    s.jit_times.pop_front();
+                }
+                if s.jit_times.len() >= limit {
+                    s.jit_refused += 1;
+                    return Resp::json(
+                        403,
+                        json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID FAKE:0001:0002.", "documentation_url": "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+                    )
+                    .with_header("retry-after", "60");
+                }
+                s.jit_times.push_back(now);
             }
             if s.runners.values().any(|x| x.name == name && x.scope.eq_ignore_ascii_case(&scope)) {
                 return Resp::json(
