@@ -47,3 +47,40 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "{}", report.summary());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::sweep::WarmReport;
+    use crate::rules::request::{Create, Origin};
+
+    #[test]
+    fn the_warm_runners_a_sweep_would_ask_for_are_listed_before_the_summary() {
+        let report = Report {
+            warm: Some(WarmReport {
+                floor: 1,
+                requested: vec![Create {
+                    runner: "aci-runner-w-abcdef01".into(),
+                    repository: "octo-org/octo-repo".into(),
+                    origin: Origin::Warm,
+                    job: None,
+                    run: 0,
+                    attempt: 0,
+                    labels: vec!["aci".into()],
+                }],
+                idle_seconds: 0,
+            }),
+            dry_run: true,
+            ..Report::default()
+        };
+        let out = render(&report);
+        assert!(
+            out.starts_with("warm       request warm runner aci-runner-w-abcdef01 (octo-org/octo-repo): the floor lacks it\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(" reconciled=0 warm_floor=1 warm_requested=1 warm_rotated=0 warm_removed=0 warm_idle_s=0 failed=0 dry_run=true"),
+            "{out}"
+        );
+    }
+}
