@@ -114,6 +114,9 @@ async fn jobs_on_a_warm_floor(n: usize, k: usize) {
         // N idle again, nothing left behind.
         let idle: Vec<String> = ctx.arm().groups.keys().cloned().collect();
         assert_eq!(idle.len(), n, "{idle:?}");
+        for name in &idle {
+            assert_eq!(ctx.arm().state(name), ("Succeeded", Some("Running")), "{name}'s group is running");
+        }
         {
             let gh = ctx.github();
             assert_eq!(gh.runners.len(), n);
