@@ -322,7 +322,7 @@ async fn warm_runners_count_in_max_runners_and_wait_for_no_one() {
         ctx.expect_queued(2);
         assert_eq!(ctx.drain().await, 2, "one try each: a warm create at the cap does not wait");
         assert_eq!(ctx.arm().groups.len(), 3, "two busy groups and one warm: MAX_RUNNERS is 3");
-        ctx.expect_log("result=\"skipped: MAX_RUNNERS reached (3 live and 0 being created here, of 3); the next sweep asks again\"")
+        ctx.expect_log("result=\"skipped: MAX_RUNNERS reached (3 of 3 live); the next sweep asks again\"")
             .await;
         ctx.expect_poisoned(0);
     })

@@ -52,8 +52,9 @@ enum Done {
     /// A warm runner no longer wanted: its target has no floor now (outside `WARM_HOURS`, or
     /// `WARM_RUNNERS` changed).
     WarmNotWanted,
-    /// A warm runner not made: no room under the caps. It does not wait: the next sweep asks
-    /// again if the floor still lacks it, and a job's create never queues behind it.
+    /// A warm runner not made: no room under the caps, ACI's capacity or GitHub's limits (what
+    /// would make a job's create wait). It does not wait: the next sweep asks again if the floor
+    /// still lacks it, and a job's create never queues behind it.
     WarmNoRoom(String),
 }
 
@@ -268,7 +269,7 @@ fn floor_now(app: &App, c: &Create) -> u32 {
 /// With `WARM_RUNNERS` set, a webhook job another runner of ours took before its own create:
 /// a hit. Its create goes on while the target has a floor: it replaces the runner that took it.
 fn taken_by_another_of_ours(app: &App, c: &Create, runner: Option<&str>) -> bool {
-    app.cfg.warm.is_some() && runner.is_some_and(|r| r != c.runner && names::is_ours(&app.cfg.name_prefix, r))
+    app.cfg.warm.is_some() && warm::found_waiting(&app.cfg.name_prefix, &c.runner, runner)
 }
 
 /// Is what the request was made for still waiting for a runner? A webhook job still queued (or,
@@ -412,17 +413,6 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     let ticket = match app.admissions.admit(&c.runner, &c.repository, seen, limits) {
         Ok(t) => t,
         Err(Refusal::UnderWay) => return Ok(Done::UnderWay),
-        Err(Refusal::Full { live, pending }) if c.origin == Origin::Warm => {
-            return Ok(Done::WarmNoRoom(format!(
-                "MAX_RUNNERS reached ({live} live and {pending} being created here, of {max})"
-            )))
-        }
-        Err(Refusal::RepositoryFull { live, pending, share }) if c.origin == Origin::Warm => {
-            return Ok(Done::WarmNoRoom(format!(
-                "MAX_RUNNERS_PER_REPOSITORY reached for {} ({live} live and {pending} being created here, of {share})",
-                c.repository
-            )))
-        }
         Err(Refusal::RepositoryFull { live, pending, share }) => {
             return Err(Failure::Wait(format!(
                 "MAX_RUNNERS_PER_REPOSITORY reached for {} ({live} live and {pending} being created here, of {share})",

@@ -46,6 +46,15 @@ pub fn floor_of(warm: Option<&Warm>, target: &str, now: OffsetDateTime) -> u32 {
     floors_now(warm, now).get(&target.to_ascii_lowercase()).copied().unwrap_or(0)
 }
 
+/// Did a job find a runner already waiting (`warm=hit`)? Yes when GitHub handed it, before its
+/// own create (`own`, the runner made for it), to another runner of ours (`taken_by`, the job's
+/// `runner_name`): a warm runner, or an idle one left over. Then its create replaces that runner.
+/// Two misses whose runners start in the other order look alike from a job's status alone; asked
+/// at the create's first try, before its runner exists, they do not happen.
+pub fn found_waiting(prefix: &str, own: &str, taken_by: Option<&str>) -> bool {
+    taken_by.is_some_and(|r| r != own && crate::rules::names::is_ours(prefix, r))
+}
+
 fn lower(t: &Option<String>) -> Option<String> {
     t.as_ref().map(|t| t.to_ascii_lowercase())
 }
@@ -218,6 +227,21 @@ mod tests {
             } else {
                 parse_warm_hours(hours).unwrap()
             },
+        }
+    }
+
+    #[test]
+    fn a_job_found_a_runner_waiting_when_another_runner_of_ours_took_it() {
+        let cases: &[(&str, Option<&str>, bool)] = &[
+            ("still queued: a miss", None, false),
+            ("a warm runner took it: a hit", Some("aci-runner-w-abcdef01"), true),
+            ("an idle runner made for another job took it: a hit", Some("aci-runner-41"), true),
+            ("its own runner took it: a miss", Some("aci-runner-42"), false),
+            ("a runner not ours took it", Some("build-box"), false),
+            ("a sibling deployment's runner took it", Some("aci-runner-gpu-w-abcdef01"), false),
+        ];
+        for (rule, taken_by, want) in cases {
+            assert_eq!(found_waiting("aci-runner", "aci-runner-42", *taken_by), *want, "{rule}");
         }
     }
 
