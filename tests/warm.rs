@@ -516,3 +516,27 @@ async fn a_warm_create_that_meets_acis_quota_removes_its_registration_and_does_n
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_target_whose_runners_cannot_be_listed_gets_no_warm_runner() {
+    let world = warm_world(2).github(|gh| {
+        gh.c.faults.push(Fault {
+            only: None,
+            op: "list-runners",
+            times: 3,
+            resp: Resp::json(502, json!({"message": "Server Error"})),
+        });
+        gh
+    });
+    run_test(world, async |ctx| {
+        ctx.sweep().await;
+        let summary = ctx.sweep_summary();
+        assert!(
+            summary.contains("warm_floor=2 warm_requested=0 "),
+            "whether its runners are busy is unknown: {summary}"
+        );
+        assert!(summary.contains("failed=1"), "{summary}");
+        ctx.expect_queued(0);
+    })
+    .await;
+}
