@@ -36,6 +36,15 @@ async fn warm_up(ctx: &Ctx, n: usize) -> Vec<String> {
     names
 }
 
+/// The `warm=` field of the `result=created` line of a runner's create.
+async fn created_line_warm(ctx: &Ctx, runner: &str) -> Option<String> {
+    let start = format!("provision op=create runner={runner} attempt=1 result=created");
+    ctx.expect_log(&start).await;
+    let logs = ctx.logs();
+    let line = logs.lines().find(|l| l.starts_with(&start))?;
+    line.split(' ').find_map(|f| f.strip_prefix("warm=")).map(str::to_string)
+}
+
 /// Names of the groups whose PUT ARM took, in order.
 fn puts(ctx: &Ctx) -> Vec<String> {
     ctx.arm().puts.iter().map(|(n, _)| n.clone()).collect()
@@ -95,11 +104,8 @@ async fn jobs_on_a_warm_floor(n: usize, k: usize) {
         let want: Vec<String> = jobs.iter().map(|id| format!("aci-runner-{id}")).collect();
         assert_eq!(job_puts, want, "every queued job caused exactly one create");
         for &id in &jobs {
-            let line = format!(
-                "provision op=create runner=aci-runner-{id} attempt=1 result=created warm={}",
-                if hits.contains(&id) { "hit" } else { "miss" }
-            );
-            assert!(ctx.logs().contains(&line), "{line}");
+            let want = if hits.contains(&id) { "hit" } else { "miss" };
+            assert_eq!(created_line_warm(ctx, &format!("aci-runner-{id}")).await.as_deref(), Some(want), "job {id}");
         }
 
         // Every job ends: its ephemeral runner leaves GitHub, its container exits, GitHub says so.
@@ -383,8 +389,7 @@ async fn org_scope_keeps_the_organizations_floor_and_a_repositorys_job_lands_on_
         assert_eq!(ctx.github().queue_job(REPO, 51, &LABELS).as_deref(), Some(warm[0].as_str()));
         ctx.deliver(queued(51)).await.expect_status(202);
         ctx.drain().await;
-        ctx.expect_log("provision op=create runner=aci-runner-51 attempt=1 result=created warm=hit")
-            .await;
+        assert_eq!(created_line_warm(ctx, "aci-runner-51").await.as_deref(), Some("hit"));
         ctx.github().finish_job(51);
         ctx.arm().settle().container_exits(&warm[0], "Succeeded");
         ctx.deliver(completed(51, Some(&warm[0]))).await.expect_status(202);
