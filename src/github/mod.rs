@@ -171,28 +171,28 @@ impl GitHub {
         const OP: &str = "github.generate-jitconfig";
         let path = format!("{}/actions/runners/generate-jitconfig", target_path(&target));
         let body = serde_json::json!({"name": name, "runner_group_id": runner_group_id, "labels": labels, "work_folder": "_work"});
-        let paced = self.jit_per_minute > 0;
-        if paced {
-            let turn = self
-                .jit_window
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+        let window = || self.jit_window.lock().unwrap_or_else(PoisonError::into_inner);
+        let turn = if self.jit_per_minute > 0 {
+            let at = window()
                 .turn(Instant::now(), self.jit_per_minute, pace::WAIT_MAX)
                 .map_err(|wait| CallError::HeldBack { op: OP, wait })?;
-            tokio::time::sleep_until(turn.into()).await;
-        }
+            tokio::time::sleep_until(at.into()).await;
+            Some(at)
+        } else {
+            None
+        };
         let resp = http::send(OP, &self.retry, &[], || async {
             Ok(self.request(Method::POST, &path, pat).json(&body))
         })
-        .await
-        .inspect_err(|e| {
-            if paced && e.rate_limited() {
-                self.jit_window
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .refused(Instant::now());
+        .await;
+        if let Some(at) = turn {
+            let mut w = window();
+            w.answered(at, Instant::now());
+            if resp.as_ref().is_err_and(CallError::rate_limited) {
+                w.refused(Instant::now());
             }
-        })?;
+        }
+        let resp = resp?;
         let a: JitAnswer = http::read_json(OP, resp).await?;
         Ok(JitConfig {
             runner_id: a.runner.id,

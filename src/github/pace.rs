@@ -10,7 +10,6 @@
 //! A refusal all the same (other users of the PAT, other instances) pauses the instance's
 //! registrations for [`PAUSE`], GitHub's own advice when it gives no time.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The span of GitHub's limit.
@@ -23,7 +22,9 @@ pub const PAUSE: Duration = Duration::from_secs(60);
 /// The registrations of the last minute (and those given a turn ahead), and a pause.
 #[derive(Debug, Default)]
 pub struct Window {
-    turns: VecDeque<Instant>,
+    /// Each registration's time, sorted: its turn, then the moment its answer came (GitHub
+    /// counted it in between, so a window reckoned from the answers never runs ahead of GitHub's).
+    turns: Vec<Instant>,
     paused_until: Option<Instant>,
 }
 
@@ -32,9 +33,7 @@ impl Window {
     /// `Ok(at)` (now or later, within `wait_max`), or `Err(wait)` when the turn is further off
     /// than that (no turn is taken). `limit` 0 leaves only the pause.
     pub fn turn(&mut self, now: Instant, limit: usize, wait_max: Duration) -> Result<Instant, Duration> {
-        while self.turns.front().is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW) {
-            self.turns.pop_front();
-        }
+        self.turns.retain(|t| now.saturating_duration_since(*t) < WINDOW);
         let mut at = now;
         if let Some(p) = self.paused_until {
             at = at.max(p);
@@ -48,15 +47,28 @@ impl Window {
             return Err(wait);
         }
         if limit > 0 {
-            self.turns.push_back(at);
+            self.insert(at);
         }
         Ok(at)
+    }
+
+    /// The registration given the turn `at` was answered at `answered`.
+    pub fn answered(&mut self, at: Instant, answered: Instant) {
+        if let Some(i) = self.turns.iter().position(|t| *t == at) {
+            self.turns.remove(i);
+            self.insert(answered.max(at));
+        }
     }
 
     /// GitHub refused a registration at `now` for its rate limit.
     pub fn refused(&mut self, now: Instant) {
         let until = now + PAUSE;
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    fn insert(&mut self, t: Instant) {
+        let i = self.turns.partition_point(|x| *x <= t);
+        self.turns.insert(i, t);
     }
 }
 
@@ -95,6 +107,16 @@ mod tests {
             "further off than WAIT_MAX: no turn taken"
         );
         assert_eq!(w.turn(t0 + s(100), 3, WAIT_MAX), Ok(t0 + s(120)));
+    }
+
+    #[test]
+    fn the_window_runs_from_each_answer_not_from_the_turn() {
+        let mut w = Window::default();
+        let t0 = Instant::now();
+        let turn = w.turn(t0, 1, WAIT_MAX).unwrap();
+        // GitHub took its time: it counted the call somewhere in the 5 s before it answered.
+        w.answered(turn, t0 + s(5));
+        assert_eq!(w.turn(t0 + s(40), 1, WAIT_MAX), Ok(t0 + s(65)));
     }
 
     #[test]
