@@ -14,6 +14,7 @@ use crate::rules::admission::{Limits, Refusal, Seen};
 use crate::rules::group::{container_group_body, is_managed, made_for, tag, target_name};
 use crate::rules::jobs::still_queued;
 use crate::rules::names;
+use crate::github::Credential;
 use crate::rules::request::{Create, Origin, Release, Request};
 use crate::secret::Secret;
 
@@ -194,7 +195,7 @@ pub const STATUS_EVERY: u32 = 15;
 
 /// Is what the request was made for still waiting for a runner? A webhook job still queued, or
 /// a workflow-step request's run not completed (its runner serves later jobs of the run).
-async fn still_wanted(app: &App, pat: &Secret, c: &Create) -> Result<Result<(), Done>, Failure> {
+async fn still_wanted(app: &App, pat: &Credential, c: &Create) -> Result<Result<(), Done>, Failure> {
     Ok(match (c.origin, c.job) {
         (Origin::Webhook, Some(job)) => match app.github.job_status(pat, &c.repository, job).await? {
             Some(s) if still_queued(&s) => Ok(()),
@@ -212,7 +213,7 @@ async fn still_wanted(app: &App, pat: &Secret, c: &Create) -> Result<Result<(), 
 /// - ended (the container exited, or ARM failed to make it) while its job is still queued: it
 ///   will never run that job; delete it, wait for it to go, then make a new one;
 /// - anything else (creating, pending, running): it is the job's runner.
-async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &mut bool) -> Result<Done, Failure> {
+async fn existing(app: &App, pat: &Credential, c: &Create, listed: &Group, asked: &mut bool) -> Result<Done, Failure> {
     if listed.deleting() {
         return Err(Failure::Wait(
             "an earlier group of this name is being deleted; a new one follows once it is gone".into(),
@@ -257,11 +258,7 @@ async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &m
 
 async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app
-        .secrets
-        .get(&cfg.pat_secret_name)
-        .await
-        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&c.repository);
     let group_id = cfg.scope.runner_group_id();
     // A retried message may be stale: the job may have started elsewhere or been cancelled.
@@ -365,11 +362,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
 
 async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app
-        .secrets
-        .get(&cfg.pat_secret_name)
-        .await
-        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&r.repository);
 
     let group = app.arm.get_group(&r.runner).await?;
