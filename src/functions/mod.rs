@@ -3,6 +3,7 @@
 
 pub mod github_webhook;
 pub mod provision;
+pub mod redeliver;
 pub mod runners;
 pub mod sweep;
 

@@ -66,6 +66,9 @@ pub struct Report {
     pub requeue: Vec<Create>,
     /// Runner requests for queued jobs no delivery asked for (a delivery GitHub failed to make).
     pub reconciled: Vec<Create>,
+    /// App webhook deliveries asked for again: their first delivery failed. `None` in PAT
+    /// mode, where there is no App webhook (and the summary line has no `redelivered=`).
+    pub redelivered: Option<Vec<u64>>,
     pub dry_run: bool,
 }
 
@@ -85,7 +88,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let kept = self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Kept(_))).count();
         format!(
-            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={} failed={} dry_run={}",
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={}{} failed={} dry_run={}",
             self.groups_seen,
             self.runners_seen,
             self.count(Reason::Terminated),
@@ -95,6 +98,7 @@ impl Report {
             kept,
             self.requeue.len(),
             self.reconciled.len(),
+            self.redelivered.as_ref().map(|r| format!(" redelivered={}", r.len())).unwrap_or_default(),
             self.failed(),
             self.dry_run
         )
@@ -313,6 +317,13 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             );
             report.reconciled.push(c);
         }
+    }
+
+    // 8. App mode: the App webhook's failed deliveries, delivered again.
+    if let Some(auth) = &app.github_app {
+        let (redelivered, failures) = super::redeliver::failed_deliveries(app, auth, dry_run).await;
+        report.redelivered = Some(redelivered);
+        report.read_failures.extend(failures);
     }
     report
 }

@@ -7,13 +7,15 @@
 //! - [`group`]: the container group body and what its tags mean;
 //! - [`admission`]: which creates go ahead under `MAX_RUNNERS`;
 //! - [`sweep`]: what the sweeper removes, and why;
-//! - [`reconcile`]: which queued jobs no delivery asked a runner for.
+//! - [`reconcile`]: which queued jobs no delivery asked a runner for;
+//! - [`redeliver`]: which failed App webhook deliveries to deliver again.
 
 pub mod admission;
 pub mod group;
 pub mod jobs;
 pub mod names;
 pub mod reconcile;
+pub mod redeliver;
 pub mod request;
 pub mod sweep;
 
