@@ -338,8 +338,17 @@ impl AppAuth {
                 .any(|d| d.delivered_at.as_deref().and_then(parse_rfc3339).is_some_and(|t| t < since));
             out.extend(page);
             match next {
-                Some(n) if !older && n.starts_with(&format!("{}/", self.base)) => url = n,
-                _ => break,
+                None => break,
+                Some(_) if older => break,
+                // The JWT goes only where GITHUB_API_URL points.
+                Some(n) if n.starts_with(&format!("{}/", self.base)) => url = n,
+                Some(n) => {
+                    return Err(CallError::Other {
+                        op: OP,
+                        message: format!("next page {n} is outside GITHUB_API_URL"),
+                        transient: false,
+                    })
+                }
             }
         }
         Ok(out)
