@@ -303,7 +303,11 @@ fn read_github_app(r: &Reader<'_>) -> Result<Option<GitHubApp>, ConfigError> {
         ));
     }
     // Client ids (`Iv23li…`, `Iv1.…`) and numeric App ids are both accepted as the JWT's `iss`.
-    if client_id.len() > 100 || !client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if client_id.len() > 100
+        || !client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err(err(
             "GITHUB_APP_CLIENT_ID",
             format!("{client_id:?} is not a GitHub App client id (such as Iv23liAbCdEf0123456789)"),
@@ -414,10 +418,7 @@ impl Config {
 
         // Settings of features this version does not have yet: refused, never silently ignored
         // (a deployment that sets one expects it to work).
-        for (setting, feature) in [
-            ("WARM_RUNNERS", "warm runners"),
-            ("WARM_HOURS", "warm runners"),
-        ] {
+        for (setting, feature) in [("WARM_RUNNERS", "warm runners"), ("WARM_HOURS", "warm runners")] {
             if r.opt(setting).is_some() {
                 return Err(err(setting, format!("{feature} is not in this version yet; unset it")));
             }

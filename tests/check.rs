@@ -114,10 +114,16 @@ async fn each_broken_dependency_fails_its_check_with_a_fix() {
 async fn app_mode_checks_the_key_the_jwt_the_webhook_and_each_installation() {
     use common::fakes::{APP_CLIENT_ID, APP_KEY_NAME};
     run_test(World::new().without_host().github_app(&["octo-org"]), async |ctx| {
-        let app = [("GITHUB_APP_CLIENT_ID", APP_CLIENT_ID), ("ALLOWED_REPOSITORIES", "octo-org/octo-repo")];
+        let app = [
+            ("GITHUB_APP_CLIENT_ID", APP_CLIENT_ID),
+            ("ALLOWED_REPOSITORIES", "octo-org/octo-repo"),
+        ];
         let (ok, text) = check(ctx, &app).await;
         assert!(ok, "{text}");
-        assert!(line(&text, "settings").contains(&format!("GitHub App {APP_CLIENT_ID}")), "the mode: {text}");
+        assert!(
+            line(&text, "settings").contains(&format!("GitHub App {APP_CLIENT_ID}")),
+            "the mode: {text}"
+        );
         for name in [
             "keyvault.app-key",
             "github.app",
@@ -127,12 +133,19 @@ async fn app_mode_checks_the_key_the_jwt_the_webhook_and_each_installation() {
         ] {
             assert!(line(&text, name).starts_with("PASS"), "{text}");
         }
-        assert!(!text.contains("keyvault.github-pat") && !text.contains("github.token"), "no PAT checks: {text}");
         assert!(
-            line(&text, "github.app-webhook").contains("https://func-aci-runners.azurewebsites.net/api/github/webhook, events [workflow_job]"),
+            !text.contains("keyvault.github-pat") && !text.contains("github.token"),
+            "no PAT checks: {text}"
+        );
+        assert!(
+            line(&text, "github.app-webhook")
+                .contains("https://func-aci-runners.azurewebsites.net/api/github/webhook, events [workflow_job]"),
             "{text}"
         );
-        assert!(!text.contains("fn-key-leaktest"), "the function key in the hook URL is never printed: {text}");
+        assert!(
+            !text.contains("fn-key-leaktest"),
+            "the function key in the hook URL is never printed: {text}"
+        );
         assert!(
             line(&text, "github.app-installation").contains("administration: write, actions: read"),
             "{text}"
@@ -151,9 +164,15 @@ async fn app_mode_checks_the_key_the_jwt_the_webhook_and_each_installation() {
         let (ok, text) = check(ctx, &[app[0], ("ALLOWED_REPOSITORIES", "octo-org/octo-repo,other-org/x")]).await;
         assert!(!ok);
         let installations: Vec<&str> = text.lines().filter(|l| l.contains("github.app-installation")).collect();
-        assert!(installations[0].starts_with("FAIL") && installations[0].contains("without administration: write"), "{text}");
+        assert!(
+            installations[0].starts_with("FAIL") && installations[0].contains("without administration: write"),
+            "{text}"
+        );
         assert!(text.contains("fix: grant the App administration: write"), "{text}");
-        assert!(installations[1].starts_with("FAIL") && installations[1].contains("not installed on repo other-org/x"), "{text}");
+        assert!(
+            installations[1].starts_with("FAIL") && installations[1].contains("not installed on repo other-org/x"),
+            "{text}"
+        );
         assert!(text.contains("fix: install the App on other-org/x"), "{text}");
         assert!(line(&text, "github.app-webhook").starts_with("FAIL"), "{text}");
         assert!(text.contains("subscribe to Workflow job"), "{text}");
@@ -162,8 +181,14 @@ async fn app_mode_checks_the_key_the_jwt_the_webhook_and_each_installation() {
         ctx.vault().keys.remove(APP_KEY_NAME);
         let (ok, text) = check(ctx, &app).await;
         assert!(!ok);
-        assert!(line(&text, "keyvault.app-key").starts_with("FAIL") && text.contains("KeyNotFound"), "{text}");
-        assert!(text.contains("fix: import the App's private key as an RSA key: az keyvault key import"), "{text}");
+        assert!(
+            line(&text, "keyvault.app-key").starts_with("FAIL") && text.contains("KeyNotFound"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix: import the App's private key as an RSA key: az keyvault key import"),
+            "{text}"
+        );
         assert!(line(&text, "github.app").starts_with("SKIP"), "{text}");
         assert!(line(&text, "github.app-installation").starts_with("SKIP"), "{text}");
 

@@ -38,7 +38,11 @@ async fn a_queued_job_gets_a_runner_through_the_app_in_repo_scope() {
             let kv = ctx.vault();
             assert_eq!(kv.signs(APP_KEY_NAME), 1, "one JWT, signed once by Key Vault");
             assert_eq!(kv.reads("github-pat"), 0, "no PAT in App mode");
-            assert_eq!(kv.c.calls.iter().filter(|c| *c == "challenge").count(), 2, "the keys client answers the 401 challenge too");
+            assert_eq!(
+                kv.c.calls.iter().filter(|c| *c == "challenge").count(),
+                2,
+                "the keys client answers the 401 challenge too"
+            );
         }
         ctx.arm().expect_groups(["aci-runner-4242"]);
         ctx.expect_log("provision op=create runner=aci-runner-4242 attempt=1 result=created")
@@ -121,7 +125,8 @@ async fn a_token_near_its_expiry_is_replaced_and_an_expired_one_refetched() {
         assert_eq!(gh.calls_of("app-token"), 4, "the refused token was dropped and one new one made");
         assert!(gh.runner_named("aci-runner-4").is_some());
         drop(gh);
-        ctx.arm().expect_groups(["aci-runner-1", "aci-runner-2", "aci-runner-3", "aci-runner-4"]);
+        ctx.arm()
+            .expect_groups(["aci-runner-1", "aci-runner-2", "aci-runner-3", "aci-runner-4"]);
     })
     .await;
 }
@@ -152,7 +157,12 @@ async fn an_app_not_installed_on_the_owner_is_a_clear_error_and_nothing_is_made(
         ctx.deliver(queued(9)).await.expect_status(202);
         ctx.drain().await;
         ctx.expect_log("provision.dropped op=create runner=aci-runner-9").await;
-        let line = ctx.logs().lines().find(|l| l.contains("provision.dropped")).unwrap_or_default().to_string();
+        let line = ctx
+            .logs()
+            .lines()
+            .find(|l| l.contains("provision.dropped"))
+            .unwrap_or_default()
+            .to_string();
         assert!(
             line.contains("github.find-installation") && line.contains("is not installed on repo Codertocat/Hello-World"),
             "{line}"
@@ -214,14 +224,29 @@ async fn the_sweeper_works_with_installation_tokens() {
         .github(|gh| {
             gh.runner("repos/octo-org/octo-repo", "aci-runner-7", "online", false);
             gh.runner("repos/octo-org/octo-repo", "aci-runner-70", "offline", false);
-            gh.job(70, "queued")
+            // A job whose delivery never came: reconciled with the same tokens.
+            gh.listed_jobs.push(common::fakes::ListedJob {
+                id: 71,
+                run_id: 9,
+                scope: "repos/octo-org/octo-repo".into(),
+                status: "queued".into(),
+                labels: vec!["self-hosted".into(), "aci".into()],
+                created_at: minutes_ago(10),
+            });
+            gh.job(70, "queued").job(71, "queued")
         });
     run_test(world, async |ctx| {
         ctx.sweep().await;
         let summary = ctx.sweep_summary();
-        assert!(summary.contains("deleted_idle=1") && summary.contains("failed=0"), "{summary}");
+        assert!(
+            summary.contains("deleted_idle=1") && summary.contains("reconciled=1") && summary.contains("failed=0"),
+            "{summary}"
+        );
+        ctx.expect_queued(1);
+        ctx.drain().await;
+        ctx.arm().settle().expect_groups(["aci-runner-71"]);
         let gh = ctx.github();
-        gh.expect_runners(["aci-runner-70"]);
+        gh.expect_runners(["aci-runner-70", "aci-runner-71"]);
         let asked: Vec<&serde_json::Value> = gh.app.tokens_made.iter().map(|(_, p)| p).collect();
         assert_eq!(
             asked,
@@ -251,23 +276,33 @@ async fn each_failed_delivery_is_redelivered_once_and_a_sweep_does_at_most_twent
         ctx.sweep().await;
         let first: Vec<u64> = ctx.github().app.redelivered.clone();
         assert_eq!(first.len(), 20, "the bound per sweep");
-        assert_eq!(&first[..2], [1, 7], "the oldest lost events first, each by its latest failed attempt");
-        assert!(ctx.sweep_summary().contains("reconciled=0 redelivered=20 failed=0"), "{}", ctx.sweep_summary());
+        assert_eq!(
+            &first[..2],
+            [1, 7],
+            "the oldest lost events first, each by its latest failed attempt"
+        );
+        assert!(
+            ctx.sweep_summary().contains("reconciled=0 redelivered=20 failed=0"),
+            "{}",
+            ctx.sweep_summary()
+        );
 
         ctx.sweep().await;
-        let gh = ctx.github();
-        let all = gh.app.redelivered.clone();
+        let all = ctx.github().app.redelivered.clone();
         assert_eq!(all.len(), 27, "the 7 left over, and nothing twice");
         let mut unique = all.clone();
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 27);
         assert!(!all.contains(&2) && !all.contains(&3) && !all.contains(&5) && !all.contains(&6));
-        drop(gh);
         assert!(ctx.sweep_summary().contains("redelivered=7"), "{}", ctx.sweep_summary());
 
         ctx.sweep().await;
-        assert!(ctx.sweep_summary().contains("redelivered=0"), "once per delivery: {}", ctx.sweep_summary());
+        assert!(
+            ctx.sweep_summary().contains("redelivered=0"),
+            "once per delivery: {}",
+            ctx.sweep_summary()
+        );
         assert_eq!(ctx.github().app.redelivered.len(), 27);
     })
     .await;
@@ -301,7 +336,11 @@ async fn github_refuses_a_jwt_from_another_key_or_issuer() {
         ctx.deliver(queued(1)).await;
         ctx.drain().await;
         ctx.expect_log("provision.dropped op=create runner=aci-runner-1").await;
-        assert!(ctx.logs().contains("signature does not verify with the App's public key"), "{}", ctx.logs());
+        assert!(
+            ctx.logs().contains("signature does not verify with the App's public key"),
+            "{}",
+            ctx.logs()
+        );
         assert_eq!(ctx.vault().signs(APP_KEY_NAME), 2, "signed anew after the 401, once");
         assert_eq!(ctx.github().app.jwts_accepted, 0);
         ctx.arm().expect_groups([]);

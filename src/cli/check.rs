@@ -139,7 +139,10 @@ async fn key_check(app: &App, a: &AppAuth, out: &mut Vec<Check>) -> bool {
     let key = cfg.github_app.as_ref().map(|g| g.key_name.as_str()).unwrap_or_default();
     match a.signed_jwt().await {
         Ok(()) => {
-            out.push(pass("keyvault.app-key", format!("key {key:?} in {} signs (RS256)", cfg.key_vault_url)));
+            out.push(pass(
+                "keyvault.app-key",
+                format!("key {key:?} in {} signs (RS256)", cfg.key_vault_url),
+            ));
             true
         }
         Err(e) => {
@@ -178,7 +181,12 @@ fn covers(granted: &str, needed: &str) -> bool {
 async fn app_checks(app: &App, a: &AppAuth, signs: bool, out: &mut Vec<Check>) {
     let cfg = &app.cfg;
     if !signs {
-        for name in ["github.app", "github.app-webhook", "github.app-installation", "github.runner-rights"] {
+        for name in [
+            "github.app",
+            "github.app-webhook",
+            "github.app-installation",
+            "github.runner-rights",
+        ] {
             out.push(skip(name, "no App JWT (see keyvault.app-key)"));
         }
         return;

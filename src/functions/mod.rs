@@ -14,8 +14,8 @@ use crate::azure::keyvault::{KeySigner, SecretStore};
 use crate::azure::{self, CredentialKind};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::github::oidc::Verifier;
 use crate::github::app::{AppAuth, Signer};
+use crate::github::oidc::Verifier;
 use crate::github::{Credential, GitHub};
 use crate::host::Functions;
 use crate::http;
@@ -49,7 +49,12 @@ impl App {
         let http = http::http_client(cfg.http_timeout, extra_roots_pem)?;
         let options = azure::client_options(&http, &cfg.retry);
         let credential = azure::credential(credential, cfg.azure_client_id.as_deref(), options.clone())?;
-        let secrets = SecretStore::new(cfg.key_vault_url.as_str(), credential.clone(), options.clone(), cfg.secret_cache_ttl)?;
+        let secrets = SecretStore::new(
+            cfg.key_vault_url.as_str(),
+            credential.clone(),
+            options.clone(),
+            cfg.secret_cache_ttl,
+        )?;
         let github = GitHub::new(http.clone(), cfg.github_api_url.as_str(), cfg.retry);
         let clock = crate::clock::system();
         let github_app = match &cfg.github_app {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{App, QUEUE_TRIGGER};
 use crate::azure::arm::Group;
+use crate::github::Credential;
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
@@ -14,7 +15,6 @@ use crate::rules::admission::{Limits, Refusal, Seen};
 use crate::rules::group::{container_group_body, is_managed, made_for, tag, target_name};
 use crate::rules::jobs::still_queued;
 use crate::rules::names;
-use crate::github::Credential;
 use crate::rules::request::{Create, Origin, Release, Request};
 use crate::secret::Secret;
 

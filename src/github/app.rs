@@ -380,9 +380,8 @@ impl AppAuth {
         let iat = now - JWT_BACKDATE;
         let exp = now + JWT_LIFETIME;
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let claims = URL_SAFE_NO_PAD.encode(
-            serde_json::json!({"iat": iat.unix_timestamp(), "exp": exp.unix_timestamp(), "iss": self.client_id}).to_string(),
-        );
+        let claims = URL_SAFE_NO_PAD
+            .encode(serde_json::json!({"iat": iat.unix_timestamp(), "exp": exp.unix_timestamp(), "iss": self.client_id}).to_string());
         let signing_input = format!("{header}.{claims}");
         let digest: [u8; 32] = Sha256::digest(signing_input.as_bytes()).into();
         let signature = self.signer.sign_rs256(digest).await?;

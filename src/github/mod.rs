@@ -90,13 +90,7 @@ impl GitHub {
     }
 
     /// A GET that sends the last answer's ETag and, on 304, returns that answer again.
-    async fn get_conditional(
-        &self,
-        op: &'static str,
-        path: &str,
-        cred: &Credential,
-        on: Target<'_>,
-    ) -> Result<bytes::Bytes, CallError> {
+    async fn get_conditional(&self, op: &'static str, path: &str, cred: &Credential, on: Target<'_>) -> Result<bytes::Bytes, CallError> {
         let cached = self.etags.lock().unwrap_or_else(PoisonError::into_inner).get(path).cloned();
         let resp = self
             .send_as(op, cred, on, Access::Actions, &[304], |token| {
@@ -206,7 +200,9 @@ impl GitHub {
         let path = format!("{}/actions/runners/generate-jitconfig", target_path(&target));
         let body = serde_json::json!({"name": name, "runner_group_id": runner_group_id, "labels": labels, "work_folder": "_work"});
         let resp = self
-            .send_as(OP, pat, target, Access::Runners, &[], |t| self.request(Method::POST, &path, t).json(&body))
+            .send_as(OP, pat, target, Access::Runners, &[], |t| {
+                self.request(Method::POST, &path, t).json(&body)
+            })
             .await?;
         let a: JitAnswer = http::read_json(OP, resp).await?;
         Ok(JitConfig {

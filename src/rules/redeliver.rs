@@ -93,10 +93,22 @@ mod tests {
             ..attempt(10, "t", 5, 500, false)
         };
         let cases: Vec<(&str, Vec<Attempt>, Vec<u64>)> = vec![
-            ("a failed workflow_job delivery is redelivered", vec![attempt(1, "a", 5, 502, false)], vec![1]),
-            ("an unreachable endpoint (no status) is a failure", vec![attempt(1, "a", 5, 0, false)], vec![1]),
+            (
+                "a failed workflow_job delivery is redelivered",
+                vec![attempt(1, "a", 5, 502, false)],
+                vec![1],
+            ),
+            (
+                "an unreachable endpoint (no status) is a failure",
+                vec![attempt(1, "a", 5, 0, false)],
+                vec![1],
+            ),
             ("a delivered event is left alone", vec![attempt(1, "a", 5, 202, false)], vec![]),
-            ("an ignored event (200) is delivered too", vec![attempt(1, "a", 5, 200, false)], vec![]),
+            (
+                "an ignored event (200) is delivered too",
+                vec![attempt(1, "a", 5, 200, false)],
+                vec![],
+            ),
             (
                 "an event redelivered before is not redelivered again, even if that failed",
                 vec![attempt(1, "a", 9, 500, false), attempt(2, "a", 5, 500, true)],

@@ -295,7 +295,10 @@ impl FakeApp {
             Err(why) => why,
         };
         self.jwts_refused.push(why.clone());
-        Some(Resp::json(401, json!({"message": why, "documentation_url": "https://docs.github.com/rest"})))
+        Some(Resp::json(
+            401,
+            json!({"message": why, "documentation_url": "https://docs.github.com/rest"}),
+        ))
     }
 }
 
@@ -326,7 +329,10 @@ fn check_jwt(authorization: Option<&str>, public_key: &[u8], client_id: &str) ->
         return Err("A JSON web token could not be decoded (signature does not verify with the App's public key)".into());
     }
     if claims["iss"] != client_id {
-        return Err(format!("'Issuer' claim ('iss') must be the App's client id or App id, not {}", claims["iss"]));
+        return Err(format!(
+            "'Issuer' claim ('iss') must be the App's client id or App id, not {}",
+            claims["iss"]
+        ));
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let (Some(iat), Some(exp)) = (claims["iat"].as_i64(), claims["exp"].as_i64()) else {
@@ -336,7 +342,9 @@ fn check_jwt(authorization: Option<&str>, public_key: &[u8], client_id: &str) ->
         return Err("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued".into());
     }
     if exp <= now {
-        return Err("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires".into());
+        return Err(
+            "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires".into(),
+        );
     }
     if exp - iat > 600 {
         return Err("'Expiration time' claim ('exp') is too far in the future".into());
@@ -442,7 +450,12 @@ fn covers(granted: Option<&String>, needed: &str) -> bool {
 /// Is `authorization` the PAT, or an installation token, live, for `scope`'s owner, with the
 /// permission `op` needs? The refusal GitHub gives otherwise.
 fn refuse_caller(s: &GitHubState, r: &Req, scope: &str, op: &str) -> Option<Resp> {
-    let bad = || Resp::json(401, json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}));
+    let bad = || {
+        Resp::json(
+            401,
+            json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
+        )
+    };
     let auth = r.header("authorization").unwrap_or_default();
     if auth == format!("Bearer {}", s.pat) {
         return None;
@@ -485,7 +498,12 @@ fn app_route(s: &mut GitHubState, r: &Req) -> Option<Resp> {
     if let Some(f) = s.c.fault(op, &r.path) {
         return Some(f);
     }
-    let not_found = || Resp::json(404, json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}));
+    let not_found = || {
+        Resp::json(
+            404,
+            json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
+        )
+    };
     Some(match op {
         "app-installation" => {
             let owner = parts[1];
@@ -1544,7 +1562,8 @@ fn key_route(s: &mut VaultState, r: &Req) -> Resp {
     let pair = aws_lc_rs::signature::RsaKeyPair::from_der(der).unwrap();
     let digest = aws_lc_rs::digest::Digest::import_less_safe(&digest, &aws_lc_rs::digest::SHA256).unwrap();
     let mut sig = vec![0u8; pair.public_modulus_len()];
-    pair.sign_digest(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &digest, &mut sig).unwrap();
+    pair.sign_digest(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &digest, &mut sig)
+        .unwrap();
     let resp = Resp::json(
         200,
         json!({"kid": format!("https://myvault.vault.azure.test/keys/{name}/78deebed173b48e48f55abf87ed4cf71"), "value": URL_SAFE_NO_PAD.encode(sig)}),

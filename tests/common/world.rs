@@ -101,7 +101,15 @@ impl World {
         let owners: Vec<String> = owners.iter().map(|o| o.to_string()).collect();
         self.setting("GITHUB_APP_CLIENT_ID", super::fakes::APP_CLIENT_ID).github(move |gh| {
             for o in &owners {
-                gh.install(o, &[("administration", "write"), ("organization_self_hosted_runners", "write"), ("actions", "read"), ("metadata", "read")]);
+                gh.install(
+                    o,
+                    &[
+                        ("administration", "write"),
+                        ("organization_self_hosted_runners", "write"),
+                        ("actions", "read"),
+                        ("metadata", "read"),
+                    ],
+                );
             }
             gh
         })
