@@ -106,6 +106,9 @@ pub struct Config {
     /// `RECONCILE_AFTER_SECONDS`: a queued job this old with no group and no request is given
     /// a runner by the sweeper.
     pub reconcile_after: Duration,
+    /// `GITHUB_JIT_PER_MINUTE`: runner registrations this instance makes in any minute, under
+    /// GitHub's secondary limit (180), pausing a minute after a refusal; 0 = no pacing.
+    pub jit_per_minute: usize,
 }
 
 /// Where settings come from: the process environment in `main`, a map in tests.
@@ -502,6 +505,7 @@ impl Config {
             secret_cache_ttl: Duration::from_secs(r.parse("SECRET_CACHE_SECONDS", 300, "a number of seconds")?),
             host_header_timeout: Duration::from_millis(r.positive("HOST_HEADER_TIMEOUT_MS", 130_000)?),
             reconcile_after: Duration::from_secs(r.positive("RECONCILE_AFTER_SECONDS", 120)?),
+            jit_per_minute: r.parse("GITHUB_JIT_PER_MINUTE", 180, "a whole number")?,
         };
         check_audience(&cfg)?;
         Ok(cfg)

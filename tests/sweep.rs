@@ -428,3 +428,52 @@ async fn a_delivery_github_never_made_is_reconciled_once() {
     })
     .await;
 }
+
+/// Issue 13's soak found a waiting request asked for again on every sweep: the job is queued and
+/// has no group while its request waits for room, so reconciliation took it for a lost delivery.
+#[tokio::test]
+async fn a_job_whose_request_waits_for_room_is_not_asked_for_again() {
+    let world = World::new()
+        .setting("MAX_RUNNERS", "1")
+        .setting("ALLOWED_REPOSITORIES", "Codertocat/Hello-World")
+        .arm(|arm| arm.seed("aci-runner-1", true, "Succeeded", Some("Running"), &common::minutes_ago(1)))
+        .github(|gh| {
+            gh.listed_jobs.push(common::fakes::ListedJob {
+                scope: "repos/Codertocat/Hello-World".into(),
+                ..listed(7101, 71, &["self-hosted", "aci"], 10, "queued")
+            });
+            gh.job(7101, "queued")
+        });
+    run_test(world, async |ctx| {
+        ctx.deliver(queued(7101)).await.expect_status(202);
+        assert_eq!(ctx.invoke_batch().await, [500], "waits for room");
+        ctx.expect_log("provision.waiting op=create runner=aci-runner-7101 attempt=1").await;
+
+        // Sweeps while it waits: the job is queued, old enough, without a group, and not ours to
+        // ask for again.
+        for _ in 0..3 {
+            ctx.sweep().await;
+            ctx.expect_log("requeued=0 reconciled=0 failed=0").await;
+        }
+        ctx.expect_queued(1);
+
+        // GitHub redelivers the webhook: the copy is dropped on its first try.
+        ctx.deliver(queued(7101)).await.expect_status(202);
+        let mut statuses = ctx.invoke_batch().await;
+        statuses.sort();
+        assert_eq!(statuses, [200, 500], "the copy is dropped, the original waits on");
+        ctx.expect_log(
+            "provision op=create runner=aci-runner-7101 attempt=1 result=\"dropped: a request for this runner is already waiting here\"",
+        )
+        .await;
+        ctx.expect_queued(1);
+
+        // Room: the one request left makes the one runner.
+        ctx.arm().fail("aci-runner-1");
+        assert_eq!(ctx.invoke_batch().await, [200]);
+        ctx.arm().expect_groups(["aci-runner-1", "aci-runner-7101"]);
+        assert_eq!(ctx.github().c.count("jit"), 1);
+        ctx.expect_queued(0);
+    })
+    .await;
+}

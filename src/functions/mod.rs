@@ -2,6 +2,7 @@
 //! they share.
 
 pub mod github_webhook;
+pub mod liveness;
 pub mod provision;
 pub mod redeliver;
 pub mod runners;
@@ -20,7 +21,9 @@ use crate::github::{Credential, GitHub};
 use crate::host::Functions;
 use crate::http;
 use crate::rules::admission::Admissions;
+use crate::rules::capacity::Waiting;
 use crate::target::Target;
+use liveness::Liveness;
 
 /// The queue every runner request goes through (the output binding's name).
 pub const QUEUE_OUTPUT: &str = "requests";
@@ -40,6 +43,10 @@ pub struct App {
     pub clock: Clock,
     /// Creates under way in this instance (see [`crate::rules::admission`]).
     pub admissions: Admissions,
+    /// What reads of groups said lately, shared by this instance's creates.
+    pub liveness: Liveness,
+    /// Runner names whose create waited here lately.
+    pub waiting: Waiting,
 }
 
 impl App {
@@ -55,7 +62,7 @@ impl App {
             options.clone(),
             cfg.secret_cache_ttl,
         )?;
-        let github = GitHub::new(http.clone(), cfg.github_api_url.as_str(), cfg.retry);
+        let github = GitHub::new(http.clone(), cfg.github_api_url.as_str(), cfg.retry).with_jit_per_minute(cfg.jit_per_minute);
         let clock = crate::clock::system();
         let github_app = match &cfg.github_app {
             None => None,
@@ -94,6 +101,8 @@ impl App {
             oidc,
             clock,
             admissions: Default::default(),
+            liveness: Default::default(),
+            waiting: Default::default(),
         })
     }
 

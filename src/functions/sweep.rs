@@ -308,8 +308,11 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             jobs.extend(found);
             report.read_failures.extend(failures);
         }
+        // Taken: every group's name, what was requeued above, and the requests waiting here
+        // for room (their job is queued and has no group, but a runner is on its way).
         let mut taken = all_names;
         taken.extend(report.requeue.iter().map(|c| c.runner.clone()));
+        taken.extend(app.waiting.names((app.clock)()));
         for c in reconcile::select(&jobs, &taken, (app.clock)(), cfg.reconcile_after, cfg) {
             log::info(
                 if dry_run { "sweep.would-reconcile" } else { "sweep.reconciled" },
@@ -362,9 +365,16 @@ async fn state_of(app: &App, g: Group) -> (Option<Group>, Option<String>) {
     if g.terminal() {
         return (Some(g), None);
     }
+    let began = std::time::Instant::now();
     match app.arm.get_group(&g.name).await {
-        Ok(Some(full)) => (Some(Group { tags: g.tags, ..full }), None),
-        Ok(None) => (None, None),
+        Ok(Some(full)) => {
+            app.liveness.record(&g.name, !full.terminal(), began);
+            (Some(Group { tags: g.tags, ..full }), None)
+        }
+        Ok(None) => {
+            app.liveness.record(&g.name, false, began);
+            (None, None)
+        }
         Err(e) => (Some(g), Some(e.to_string())),
     }
 }

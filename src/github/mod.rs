@@ -1,13 +1,16 @@
 //! The GitHub side: the REST client (JIT runner configs, runners, jobs; concrete, base URL
-//! injected), with the PAT or a GitHub App's installation tokens ([`app`]), webhook deliveries
+//! injected; registrations paced under GitHub's secondary limit by [`pace`]), with the PAT or
+//! a GitHub App's installation tokens ([`app`]), webhook deliveries
 //! ([`webhook`]) and Actions OIDC tokens ([`oidc`]).
 
 pub mod app;
 pub mod oidc;
+pub mod pace;
 pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde::Deserialize;
@@ -74,7 +77,13 @@ pub struct GitHub {
     /// Conditional GETs: path → (ETag, body) of the last 200. A 304 answer to `If-None-Match`
     /// does not count against the rate limit.
     etags: Arc<Mutex<HashMap<String, (String, bytes::Bytes)>>>,
+    /// Registrations of the last minute, against `jit_per_minute` (0: no pacing).
+    jit_window: Arc<Mutex<pace::Window>>,
+    jit_per_minute: usize,
 }
+
+/// GitHub's secondary limit on `generate-jitconfig`: 900 points a minute, 5 a POST.
+pub const DEFAULT_JIT_PER_MINUTE: usize = 180;
 
 /// The most answers kept for conditional GETs; past it the cache starts over.
 const ETAG_CACHE_MAX: usize = 4096;
@@ -86,7 +95,16 @@ impl GitHub {
             base: base.trim_end_matches('/').to_string(),
             retry,
             etags: Default::default(),
+            jit_window: Default::default(),
+            jit_per_minute: DEFAULT_JIT_PER_MINUTE,
         }
+    }
+
+    /// At most `n` registrations in any minute from this client, and a pause after GitHub
+    /// refuses one (`GITHUB_JIT_PER_MINUTE`; 0: no pacing, a refusal is left to the queue).
+    pub fn with_jit_per_minute(mut self, n: usize) -> Self {
+        self.jit_per_minute = n;
+        self
     }
 
     /// A GET that sends the last answer's ETag and, on 304, returns that answer again.
@@ -199,11 +217,29 @@ impl GitHub {
         const OP: &str = "github.generate-jitconfig";
         let path = format!("{}/actions/runners/generate-jitconfig", target_path(&target));
         let body = serde_json::json!({"name": name, "runner_group_id": runner_group_id, "labels": labels, "work_folder": "_work"});
+        let paced = self.jit_per_minute > 0;
+        if paced {
+            let turn = self
+                .jit_window
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .turn(Instant::now(), self.jit_per_minute, pace::WAIT_MAX)
+                .map_err(|wait| CallError::HeldBack { op: OP, wait })?;
+            tokio::time::sleep_until(turn.into()).await;
+        }
         let resp = self
             .send_as(OP, pat, target, Access::Runners, &[], |t| {
                 self.request(Method::POST, &path, t).json(&body)
             })
-            .await?;
+            .await
+            .inspect_err(|e| {
+                if paced && e.rate_limited() {
+                    self.jit_window
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .refused(Instant::now());
+                }
+            })?;
         let a: JitAnswer = http::read_json(OP, resp).await?;
         Ok(JitConfig {
             runner_id: a.runner.id,

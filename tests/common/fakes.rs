@@ -180,6 +180,13 @@ pub struct FakeRunner {
 #[derive(Debug)]
 pub struct GitHubState {
     pub pat: String,
+    /// GitHub's secondary limit on `generate-jitconfig` (900 points a minute per endpoint, 5 a
+    /// POST: 180), in real time: over it, a 403 "secondary rate limit" with `Retry-After: 60`.
+    pub jit_per_minute: Option<usize>,
+    /// When each JIT config within the last minute was made (for the limit).
+    pub jit_times: std::collections::VecDeque<std::time::Instant>,
+    /// JIT configs refused by the secondary limit.
+    pub jit_refused: usize,
     pub c: Common,
     pub runners: BTreeMap<u64, FakeRunner>,
     /// job id → status, for `GET /repos/…/actions/jobs/{id}`.
@@ -368,6 +375,9 @@ pub type GitHub = Arc<Mutex<GitHubState>>;
 pub fn github(pat: &str) -> GitHub {
     Arc::new(Mutex::new(GitHubState {
         pat: pat.into(),
+        jit_per_minute: None,
+        jit_times: Default::default(),
+        jit_refused: 0,
         c: Common::default(),
         runners: BTreeMap::new(),
         jobs: HashMap::new(),
@@ -671,6 +681,25 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
             if labels.is_empty() {
                 return Resp::json(422, json!({"message": "labels: minItems 1"}));
             }
+            if let Some(limit) = s.jit_per_minute {
+                let now = std::time::Instant::now();
+                while s
+                    .jit_times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(60))
+                {
+                    s.jit_times.pop_front();
+                }
+                if s.jit_times.len() >= limit {
+                    s.jit_refused += 1;
+                    return Resp::json(
+                        403,
+                        json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID FAKE:0001:0002.", "documentation_url": "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+                    )
+                    .with_header("retry-after", "60");
+                }
+                s.jit_times.push_back(now);
+            }
             if s.runners.values().any(|x| x.name == name && x.scope.eq_ignore_ascii_case(&scope)) {
                 return Resp::json(
                     409,
@@ -897,6 +926,8 @@ pub struct ArmState {
     pub events: Vec<(u64, String)>,
     /// Names of PUTs refused because the group was being deleted.
     pub refused_puts: Vec<String>,
+    /// The name of every group GET, in order (answered or not).
+    pub reads: Vec<String>,
     /// `Retry-After` (seconds) on accepted operations. 0: a client that honours it waits no
     /// real time in a test.
     pub retry_after: u32,
@@ -924,6 +955,7 @@ pub fn arm() -> Arm {
         operations: BTreeMap::new(),
         events: vec![],
         refused_puts: vec![],
+        reads: vec![],
         retry_after: 0,
         timed_by_caller: false,
         next_op: 0,
@@ -1282,6 +1314,9 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
         return s.c.unexpected(r);
     };
     s.c.calls.push(op.into());
+    if op == "get" {
+        s.reads.push(name.clone());
+    }
     if r.query_param("api-version").as_deref() != Some(API_VERSION) {
         return Resp::json(
             400,
