@@ -126,8 +126,10 @@ pub struct AppAuth {
     installations: Mutex<HashMap<String, u64>>,
     /// (installation, access) → (expires at, token).
     tokens: Mutex<HashMap<(u64, Access), (OffsetDateTime, Secret)>>,
-    /// One sign, lookup or token request at a time: a burst waits for the one in flight.
+    /// One lookup or token request at a time: a burst waits for the one in flight.
     fetching: tokio::sync::Mutex<()>,
+    /// One sign at a time: callers that find no JWT wait for the one being signed.
+    signing: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -164,6 +166,7 @@ impl AppAuth {
             installations: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             fetching: tokio::sync::Mutex::new(()),
+            signing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -364,19 +367,35 @@ impl AppAuth {
 
     /// Checks that the key signs and GitHub takes the JWT (for `handler check`): a fresh JWT.
     pub async fn signed_jwt(&self) -> Result<(), CallError> {
-        let _one = self.fetching.lock().await;
-        *lock(&self.jwt) = None;
-        self.jwt().await.map(|_| ())
+        let _one = self.signing.lock().await;
+        self.sign_jwt().await.map(|_| ())
     }
 
-    /// The current App JWT, or a new one signed now.
-    async fn jwt(&self) -> Result<Secret, CallError> {
+    /// The JWT in hand, while it is good to use.
+    fn current_jwt(&self) -> Option<Secret> {
         let now = (self.clock)();
-        if let Some((until, jwt)) = lock(&self.jwt).as_ref() {
-            if now < *until {
-                return Ok(jwt.clone());
-            }
+        lock(&self.jwt)
+            .as_ref()
+            .filter(|(until, _)| now < *until)
+            .map(|(_, jwt)| jwt.clone())
+    }
+
+    /// The current App JWT, or a new one signed now (one sign however many callers wait).
+    async fn jwt(&self) -> Result<Secret, CallError> {
+        if let Some(jwt) = self.current_jwt() {
+            return Ok(jwt);
         }
+        let _one = self.signing.lock().await;
+        if let Some(jwt) = self.current_jwt() {
+            return Ok(jwt);
+        }
+        self.sign_jwt().await
+    }
+
+    /// Signs a new App JWT with the [`Signer`] and keeps it for [`JWT_LIFETIME`] less
+    /// [`JWT_MARGIN`].
+    async fn sign_jwt(&self) -> Result<Secret, CallError> {
+        let now = (self.clock)();
         let iat = now - JWT_BACKDATE;
         let exp = now + JWT_LIFETIME;
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
@@ -451,6 +470,106 @@ mod tests {
     fn the_owner_of_a_target_is_its_account() {
         assert_eq!(owner_of(&Target::Repo("Octo-Org/Hello")), "octo-org");
         assert_eq!(owner_of(&Target::Org("Octo-Org")), "octo-org");
+    }
+
+    /// Records the digest it is asked to sign and answers a fixed "signature".
+    struct Recorder(Mutex<Vec<[u8; 32]>>);
+
+    impl Signer for Recorder {
+        fn sign_rs256(&self, digest: [u8; 32]) -> BoxFuture<'_, Result<Vec<u8>, CallError>> {
+            lock(&self.0).push(digest);
+            Box::pin(async { Ok(vec![0xab; 256]) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_jwt_is_rs256_over_its_signing_input_with_the_client_id_and_githubs_window() {
+        let at = time::macros::datetime!(2026-12-02 10:00 UTC);
+        let signer = Arc::new(Recorder(Mutex::new(vec![])));
+        let auth = AppAuth::new(
+            Client::new(),
+            "https://api.github.test",
+            RetryPolicy {
+                max_attempts: 1,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(1),
+            },
+            "Iv23liExample",
+            false,
+            signer.clone(),
+            Arc::new(move || at),
+        );
+        let jwt = auth.jwt().await.unwrap();
+        let again = auth.jwt().await.unwrap();
+        assert_eq!(jwt.expose(), again.expose(), "kept while it lives");
+        assert_eq!(lock(&signer.0).len(), 1, "signed once");
+        let parts: Vec<&str> = jwt.expose().split('.').collect();
+        let decode = |p: &str| -> serde_json::Value { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap() };
+        assert_eq!(decode(parts[0]), serde_json::json!({"alg": "RS256", "typ": "JWT"}));
+        let claims = decode(parts[1]);
+        assert_eq!(claims["iss"], "Iv23liExample");
+        assert_eq!(claims["iat"].as_i64(), Some(at.unix_timestamp() - 60), "60 s in the past");
+        assert_eq!(claims["exp"].as_i64(), Some(at.unix_timestamp() + 540), "inside 10 minutes of iat");
+        let digest: [u8; 32] = Sha256::digest(format!("{}.{}", parts[0], parts[1]).as_bytes()).into();
+        assert_eq!(
+            lock(&signer.0)[0],
+            digest,
+            "the SHA-256 of the signing input is what Key Vault signs"
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+            vec![0xab; 256],
+            "the signature as Key Vault gave it"
+        );
+        assert!(!format!("{jwt:?}").contains(parts[2]), "the JWT is a Secret");
+    }
+
+    #[test]
+    fn tokens_ask_for_the_least_each_call_needs() {
+        let auth = |org| {
+            AppAuth::new(
+                Client::new(),
+                "https://api.github.test",
+                RetryPolicy {
+                    max_attempts: 1,
+                    base_delay: Duration::from_millis(1),
+                    max_delay: Duration::from_millis(1),
+                },
+                "Iv23liExample",
+                org,
+                Arc::new(Recorder(Mutex::new(vec![]))),
+                crate::clock::system(),
+            )
+        };
+        let cases = [
+            (
+                "repo scope manages runners with administration",
+                false,
+                Access::Runners,
+                serde_json::json!({"administration": "write"}),
+            ),
+            (
+                "org scope manages runners with the organization's runner permission",
+                true,
+                Access::Runners,
+                serde_json::json!({"organization_self_hosted_runners": "write"}),
+            ),
+            (
+                "jobs and runs are only read",
+                false,
+                Access::Actions,
+                serde_json::json!({"actions": "read"}),
+            ),
+            (
+                "jobs and runs are only read in org scope too",
+                true,
+                Access::Actions,
+                serde_json::json!({"actions": "read"}),
+            ),
+        ];
+        for (rule, org, access, want) in cases {
+            assert_eq!(auth(org).permissions(access), want, "{rule}");
+        }
     }
 
     #[test]
