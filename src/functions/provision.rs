@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{App, QUEUE_TRIGGER};
 use crate::azure::arm::Group;
+use crate::github::Credential;
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
@@ -225,7 +226,7 @@ pub const STATUS_EVERY: u32 = 15;
 
 /// Is what the request was made for still waiting for a runner? A webhook job still queued, or
 /// a workflow-step request's run not completed (its runner serves later jobs of the run).
-async fn still_wanted(app: &App, pat: &Secret, c: &Create) -> Result<Result<(), Done>, Failure> {
+async fn still_wanted(app: &App, pat: &Credential, c: &Create) -> Result<Result<(), Done>, Failure> {
     Ok(match (c.origin, c.job) {
         (Origin::Webhook, Some(job)) => match app.github.job_status(pat, &c.repository, job).await? {
             Some(s) if still_queued(&s) => Ok(()),
@@ -243,7 +244,7 @@ async fn still_wanted(app: &App, pat: &Secret, c: &Create) -> Result<Result<(), 
 /// - ended (the container exited, or ARM failed to make it) while its job is still queued: it
 ///   will never run that job; delete it, wait for it to go, then make a new one;
 /// - anything else (creating, pending, running): it is the job's runner.
-async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &mut bool) -> Result<Done, Failure> {
+async fn existing(app: &App, pat: &Credential, c: &Create, listed: &Group, asked: &mut bool) -> Result<Done, Failure> {
     if listed.deleting() {
         return Err(Failure::Wait(
             "an earlier group of this name is being deleted; a new one follows once it is gone".into(),
@@ -288,11 +289,7 @@ async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &m
 
 async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app
-        .secrets
-        .get(&cfg.pat_secret_name)
-        .await
-        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&c.repository);
     let group_id = cfg.scope.runner_group_id();
     // A retried message may be stale: the job may have started elsewhere or been cancelled.
@@ -396,11 +393,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
 
 async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app
-        .secrets
-        .get(&cfg.pat_secret_name)
-        .await
-        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&r.repository);
 
     let group = app.arm.get_group(&r.runner).await?;

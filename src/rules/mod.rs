@@ -8,7 +8,8 @@
 //! - [`admission`]: which creates go ahead under `MAX_RUNNERS`;
 //! - [`capacity`]: counting live groups at the cap, and the requests waiting for room;
 //! - [`sweep`]: what the sweeper removes, and why;
-//! - [`reconcile`]: which queued jobs no delivery asked a runner for.
+//! - [`reconcile`]: which queued jobs no delivery asked a runner for;
+//! - [`redeliver`]: which failed App webhook deliveries to deliver again.
 
 pub mod admission;
 pub mod capacity;
@@ -16,6 +17,7 @@ pub mod group;
 pub mod jobs;
 pub mod names;
 pub mod reconcile;
+pub mod redeliver;
 pub mod request;
 pub mod sweep;
 
