@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{App, QUEUE_TRIGGER};
 use crate::azure::arm::Group;
+use crate::github::Credential;
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
@@ -276,7 +277,7 @@ fn taken_by_another_of_ours(app: &App, c: &Create, runner: Option<&str>) -> bool
 /// with a warm floor, taken by a runner of ours that this create replaces), a workflow-step
 /// request's run not completed (its runner serves later jobs of the run), a warm runner's
 /// target still with a floor. `hit` is set when a webhook job's status was read.
-async fn still_wanted(app: &App, pat: &Secret, c: &Create, hit: &mut Option<Hit>) -> Result<Result<(), Done>, Failure> {
+async fn still_wanted(app: &App, pat: &Credential, c: &Create, hit: &mut Option<Hit>) -> Result<Result<(), Done>, Failure> {
     if c.origin == Origin::Warm {
         return Ok(if floor_now(app, c) > 0 { Ok(()) } else { Err(Done::WarmNotWanted) });
     }
@@ -304,7 +305,14 @@ async fn still_wanted(app: &App, pat: &Secret, c: &Create, hit: &mut Option<Hit>
 /// - ended (the container exited, or ARM failed to make it) while its job is still queued: it
 ///   will never run that job; delete it, wait for it to go, then make a new one;
 /// - anything else (creating, pending, running): it is the job's runner.
-async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &mut bool, hit: &mut Option<Hit>) -> Result<Done, Failure> {
+async fn existing(
+    app: &App,
+    pat: &Credential,
+    c: &Create,
+    listed: &Group,
+    asked: &mut bool,
+    hit: &mut Option<Hit>,
+) -> Result<Done, Failure> {
     if listed.deleting() {
         return Err(Failure::Wait(
             "an earlier group of this name is being deleted; a new one follows once it is gone".into(),
@@ -349,11 +357,7 @@ async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &m
 
 async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app
-        .secrets
-        .get(&cfg.pat_secret_name)
-        .await
-        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&c.repository);
     let group_id = cfg.scope.runner_group_id();
     let mut hit = None;
@@ -483,11 +487,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
 
 async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app
-        .secrets
-        .get(&cfg.pat_secret_name)
-        .await
-        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&r.repository);
 
     let group = app.arm.get_group(&r.runner).await?;

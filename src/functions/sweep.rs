@@ -10,7 +10,7 @@ use super::{App, QUEUE_OUTPUT};
 use crate::azure::arm::Group;
 use crate::clock::parse_rfc3339;
 use crate::config::Scope;
-use crate::github::Runner;
+use crate::github::{Credential, Runner};
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
@@ -22,7 +22,6 @@ use crate::rules::request::Origin;
 use crate::rules::request::{Create, Request};
 use crate::rules::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
 use crate::rules::warm;
-use crate::secret::Secret;
 use crate::target::valid_repository;
 use crate::target::Target;
 
@@ -69,6 +68,9 @@ pub struct Report {
     pub requeue: Vec<Create>,
     /// Runner requests for queued jobs no delivery asked for (a delivery GitHub failed to make).
     pub reconciled: Vec<Create>,
+    /// App webhook deliveries asked for again: their first delivery failed. `None` in PAT
+    /// mode, where there is no App webhook (and the summary line has no `redelivered=`).
+    pub redelivered: Option<Vec<u64>>,
     /// Set when `WARM_RUNNERS` is: what the warm floor did.
     pub warm: Option<WarmReport>,
     pub dry_run: bool,
@@ -121,7 +123,7 @@ impl Report {
             }
         };
         format!(
-            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={}{warm} failed={} dry_run={}",
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={}{}{warm} failed={} dry_run={}",
             self.groups_seen,
             self.runners_seen,
             self.count(Reason::Terminated),
@@ -131,6 +133,7 @@ impl Report {
             kept,
             self.requeue.len(),
             self.reconciled.len(),
+            self.redelivered.as_ref().map(|r| format!(" redelivered={}", r.len())).unwrap_or_default(),
             self.failed(),
             self.dry_run
         )
@@ -212,10 +215,10 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
         .collect();
     let mut unlisted: HashSet<String> = HashSet::new();
     let mut runners: Vec<RunnerView> = Vec::new();
-    let pat = match app.secrets.get(&cfg.pat_secret_name).await {
+    let pat = match app.github_credential().await {
         Ok(p) => Some(p),
         Err(e) => {
-            report.read_failures.push(format!("GITHUB_PAT_SECRET_NAME: {e}"));
+            report.read_failures.push(e);
             unlisted.extend(targets.iter().cloned());
             None
         }
@@ -393,12 +396,19 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
             report.reconciled.push(c);
         }
     }
+
+    // 8. App mode: the App webhook's failed deliveries, delivered again.
+    if let Some(auth) = &app.github_app {
+        let (redelivered, failures) = super::redeliver::failed_deliveries(app, auth, dry_run).await;
+        report.redelivered = Some(redelivered);
+        report.read_failures.extend(failures);
+    }
     report
 }
 
 /// The jobs of a repository's runs that are not completed: one conditional call for the runs,
 /// one per such run for its jobs.
-async fn queued_jobs(app: &App, pat: &Secret, repository: String) -> (Vec<ListedJob>, Vec<String>) {
+async fn queued_jobs(app: &App, pat: &Credential, repository: String) -> (Vec<ListedJob>, Vec<String>) {
     let runs = match app.github.active_runs(pat, &repository).await {
         Ok(r) => r,
         Err(e) => return (vec![], vec![e.to_string()]),
@@ -421,7 +431,7 @@ async fn queued_jobs(app: &App, pat: &Secret, repository: String) -> (Vec<Listed
     (jobs, failures)
 }
 
-async fn job_still_queued(app: &App, pat: &Secret, c: Create) -> (Create, Result<bool, CallError>) {
+async fn job_still_queued(app: &App, pat: &Credential, c: Create) -> (Create, Result<bool, CallError>) {
     let status = app.github.job_status(pat, &c.repository, c.job.unwrap_or(0)).await;
     (c, status.map(|s| s.as_deref().is_some_and(still_queued)))
 }
@@ -444,14 +454,14 @@ async fn state_of(app: &App, g: Group) -> (Option<Group>, Option<String>) {
     }
 }
 
-async fn runners_of(app: &App, pat: &Secret, t: String) -> (String, Result<Vec<Runner>, CallError>) {
+async fn runners_of(app: &App, pat: &Credential, t: String) -> (String, Result<Vec<Runner>, CallError>) {
     let result = app.github.list_runners(pat, Target::named(&app.cfg.scope, &t)).await;
     (t, result)
 }
 
 /// Does what a ghost was made for still need it? A webhook runner's job still queued, or a
 /// workflow-step runner's run not yet completed. A name we cannot read back counts as needed.
-async fn still_needed_by(app: &App, pat: &Secret, r: RunnerView) -> (String, Result<bool, CallError>) {
+async fn still_needed_by(app: &App, pat: &Credential, r: RunnerView) -> (String, Result<bool, CallError>) {
     let needed = match names::parse(&app.cfg.name_prefix, &r.name) {
         Some(Name::Job(job)) => app
             .github
@@ -470,12 +480,12 @@ async fn still_needed_by(app: &App, pat: &Secret, r: RunnerView) -> (String, Res
     (r.name, needed)
 }
 
-async fn execute(app: &App, pat: Option<&Secret>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
+async fn execute(app: &App, pat: Option<&Credential>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
     let e = execute_one(app, pat, &d, dry_run).await;
     (d, e)
 }
 
-async fn execute_one(app: &App, pat: Option<&Secret>, d: &Deletion, dry_run: bool) -> Ended {
+async fn execute_one(app: &App, pat: Option<&Credential>, d: &Deletion, dry_run: bool) -> Ended {
     if dry_run {
         log::info("sweep.would-delete", &[("plan", &describe(d))]);
         return Ended::DryRun;

@@ -9,6 +9,7 @@
 //! - [`capacity`]: counting live groups at the cap, and the requests waiting for room;
 //! - [`sweep`]: what the sweeper removes, and why;
 //! - [`reconcile`]: which queued jobs no delivery asked a runner for;
+//! - [`redeliver`]: which failed App webhook deliveries to deliver again;
 //! - [`warm`]: the warm floor: when it applies, which idle runners it keeps, what it lacks.
 
 pub mod admission;
@@ -17,6 +18,7 @@ pub mod group;
 pub mod jobs;
 pub mod names;
 pub mod reconcile;
+pub mod redeliver;
 pub mod request;
 pub mod sweep;
 pub mod warm;
