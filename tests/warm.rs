@@ -545,3 +545,28 @@ async fn a_target_whose_runners_cannot_be_listed_gets_no_warm_runner() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn in_app_mode_a_warm_runner_is_made_with_the_installations_token_and_a_hit_asks_for_actions_read() {
+    let world = World::new()
+        .github_app(&["Codertocat"])
+        .setting("RUNNER_SCOPE", "org")
+        .setting("WARM_RUNNERS", "codertocat=1");
+    run_test(world, async |ctx| {
+        let warm = warm_up(ctx, 1).await;
+        assert_eq!(ctx.github().runner_named(&warm[0]).unwrap().scope, "orgs/codertocat");
+        assert_eq!(ctx.vault().reads("github-pat"), 0, "no PAT in App mode");
+        ctx.github().queue_job(REPO, 61, &LABELS);
+        ctx.deliver(queued(61)).await.expect_status(202);
+        ctx.drain().await;
+        assert_eq!(created_line_warm(ctx, "aci-runner-61").await.as_deref(), Some("hit"));
+        let gh = ctx.github();
+        let perms: Vec<String> = gh.app.tokens_made.iter().map(|(_, p)| p.to_string()).collect();
+        assert!(
+            perms.iter().any(|p| p.contains("\"actions\":\"read\"")),
+            "the job lookup asks for actions: read: {perms:?}"
+        );
+        assert_eq!(gh.app.jwts_refused.len(), 0);
+    })
+    .await;
+}
