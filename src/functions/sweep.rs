@@ -67,7 +67,7 @@ pub struct Report {
     /// Runner requests for queued jobs no delivery asked for (a delivery GitHub failed to make).
     pub reconciled: Vec<Create>,
     /// App webhook deliveries asked for again: their first delivery failed. `None` in PAT
-    /// mode, where there is no App webhook (and the summary line has no `redelivered=`).
+    /// mode, where there is no App webhook (the summary line says `redelivered=0`).
     pub redelivered: Option<Vec<u64>>,
     pub dry_run: bool,
 }
@@ -88,7 +88,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let kept = self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Kept(_))).count();
         format!(
-            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={}{} failed={} dry_run={}",
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={} redelivered={} failed={} dry_run={}",
             self.groups_seen,
             self.runners_seen,
             self.count(Reason::Terminated),
@@ -98,7 +98,7 @@ impl Report {
             kept,
             self.requeue.len(),
             self.reconciled.len(),
-            self.redelivered.as_ref().map(|r| format!(" redelivered={}", r.len())).unwrap_or_default(),
+            self.redelivered.as_ref().map_or(0, Vec::len),
             self.failed(),
             self.dry_run
         )
