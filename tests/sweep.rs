@@ -81,7 +81,7 @@ async fn exactly_the_right_deletions_in_the_right_order() {
         }
         assert_eq!(
             ctx.sweep_summary(),
-            "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false"
+            "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 redelivered=0 failed=0 dry_run=false past_due=false"
         );
     })
     .await;
@@ -145,7 +145,7 @@ async fn more_than_a_hundred_groups_and_runners_are_paged() {
     run_test(world, async |ctx| {
         ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
-        assert_eq!(ctx.sweep_summary(), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false");
+        assert_eq!(ctx.sweep_summary(), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 reconciled=0 redelivered=0 failed=0 dry_run=false past_due=false");
         assert_eq!(deletes_accepted(ctx).len(), 150);
         {
             let mut arm = ctx.arm();
@@ -248,7 +248,7 @@ async fn a_runner_that_just_took_a_job_keeps_its_idle_group() {
         }
         assert!(
             ctx.sweep_summary()
-                .contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 reconciled=0 failed=0"),
+                .contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 reconciled=0 redelivered=0 failed=0"),
             "{}",
             ctx.sweep_summary()
         );
@@ -309,7 +309,7 @@ async fn handler_sweep_cli_prints_the_plan_and_deletes_only_with_yes() {
         );
         assert!(
             out.contains(
-                "deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 failed=0 dry_run=true"
+                "deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 redelivered=0 failed=0 dry_run=true"
             ),
             "{out}"
         );
@@ -343,7 +343,7 @@ async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
         ctx.expect_log("sweep groups=").await;
         assert!(
             ctx.sweep_summary().contains(
-                "deleted_terminated=2 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=1 reconciled=0 failed=0"
+                "deleted_terminated=2 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=1 reconciled=0 redelivered=0 failed=0"
             ),
             "{}",
             ctx.sweep_summary()
@@ -409,7 +409,7 @@ async fn a_delivery_github_never_made_is_reconciled_once() {
         ctx.sweep().await;
         ctx.expect_log("sweep.reconciled runner=aci-runner-7001 repository=octo-org/octo-repo job=7001")
             .await;
-        ctx.expect_log("requeued=0 reconciled=1 failed=0").await;
+        ctx.expect_log("requeued=0 reconciled=1 redelivered=0 failed=0").await;
         {
             let gh = ctx.github();
             let calls = (gh.c.count("list-runs"), gh.c.count("list-jobs"));
@@ -422,7 +422,7 @@ async fn a_delivery_github_never_made_is_reconciled_once() {
 
         // The next sweep: nothing changed at GitHub (answered 304), and the job has its group.
         ctx.sweep().await;
-        ctx.expect_log("requeued=0 reconciled=0 failed=0").await;
+        ctx.expect_log("requeued=0 reconciled=0 redelivered=0 failed=0").await;
         assert_eq!(ctx.github().not_modified, 2, "runs and jobs both answered 304");
         ctx.expect_queued(0);
     })
@@ -453,7 +453,7 @@ async fn a_job_whose_request_waits_for_room_is_not_asked_for_again() {
         // ask for again.
         for _ in 0..3 {
             ctx.sweep().await;
-            ctx.expect_log("requeued=0 reconciled=0 failed=0").await;
+            ctx.expect_log("requeued=0 reconciled=0 redelivered=0 failed=0").await;
         }
         ctx.expect_queued(1);
 

@@ -135,7 +135,7 @@ async fn jobs_on_a_warm_floor(n: usize, k: usize) {
         let summary = ctx.sweep_summary();
         assert!(
             summary.contains(&format!(
-                "deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 warm_floor={n} warm_requested=0 warm_rotated=0 warm_removed=0"
+                "deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 redelivered=0 warm_floor={n} warm_requested=0 warm_rotated=0 warm_removed=0"
             )),
             "the floor holds without a second mechanism: {summary}"
         );
@@ -195,7 +195,7 @@ async fn surplus_idle_runners_go_after_the_idle_timeout_and_the_floor_is_kept() 
         ctx.sweep().await;
         let summary = ctx.sweep_summary();
         assert!(
-            summary.starts_with("sweep groups=4 runners=4 deleted_terminated=0 deleted_lifetime=0 deleted_idle=2 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 warm_floor=2 warm_requested=0 warm_rotated=0 warm_removed=1 warm_idle_s="),
+            summary.starts_with("sweep groups=4 runners=4 deleted_terminated=0 deleted_lifetime=0 deleted_idle=2 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 redelivered=0 warm_floor=2 warm_requested=0 warm_rotated=0 warm_removed=1 warm_idle_s="),
             "the two youngest are kept, the job's idle runner and the oldest warm one go: {summary}"
         );
         // The host said nothing of the previous sweep: the kept runners' whole lives, 20 and 30
@@ -295,7 +295,7 @@ async fn outside_warm_hours_the_floor_is_zero() {
         ctx.sweep().await;
         assert!(
             ctx.sweep_summary()
-                .contains("deleted_idle=1 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 warm_floor=0 warm_requested=0 warm_rotated=0 warm_removed=1 warm_idle_s=0"),
+                .contains("deleted_idle=1 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 redelivered=0 warm_floor=0 warm_requested=0 warm_rotated=0 warm_removed=1 warm_idle_s=0"),
             "{}",
             ctx.sweep_summary()
         );

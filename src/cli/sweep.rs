@@ -82,7 +82,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains(" reconciled=0 warm_floor=1 warm_requested=1 warm_rotated=0 warm_removed=0 warm_idle_s=0 failed=0 dry_run=true"),
+            out.contains(" reconciled=0 redelivered=0 warm_floor=1 warm_requested=1 warm_rotated=0 warm_removed=0 warm_idle_s=0 failed=0 dry_run=true"),
             "{out}"
         );
     }

@@ -69,7 +69,7 @@ pub struct Report {
     /// Runner requests for queued jobs no delivery asked for (a delivery GitHub failed to make).
     pub reconciled: Vec<Create>,
     /// App webhook deliveries asked for again: their first delivery failed. `None` in PAT
-    /// mode, where there is no App webhook (and the summary line has no `redelivered=`).
+    /// mode, where there is no App webhook (the summary line says `redelivered=0`).
     pub redelivered: Option<Vec<u64>>,
     /// Set when `WARM_RUNNERS` is: what the warm floor did.
     pub warm: Option<WarmReport>,
@@ -123,7 +123,7 @@ impl Report {
             }
         };
         format!(
-            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={}{}{warm} failed={} dry_run={}",
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={} redelivered={}{warm} failed={} dry_run={}",
             self.groups_seen,
             self.runners_seen,
             self.count(Reason::Terminated),
@@ -133,7 +133,7 @@ impl Report {
             kept,
             self.requeue.len(),
             self.reconciled.len(),
-            self.redelivered.as_ref().map(|r| format!(" redelivered={}", r.len())).unwrap_or_default(),
+            self.redelivered.as_ref().map_or(0, Vec::len),
             self.failed(),
             self.dry_run
         )
