@@ -31,6 +31,12 @@ pub fn info(event: &str, fields: &[Field<'_>]) {
     let _ = std::io::stdout().lock().write_all(l.as_bytes());
 }
 
+/// An information line whose values are already text (a line the rules put together).
+pub fn info_text(event: &str, fields: &[(&str, String)]) {
+    let fields: Vec<Field<'_>> = fields.iter().map(|(k, v)| (*k, v as &dyn Display)).collect();
+    info(event, &fields);
+}
+
 /// An error line on stderr.
 pub fn error(event: &str, fields: &[Field<'_>]) {
     let l = line(event, fields);

@@ -7,7 +7,8 @@
 //! - [`group`]: the container group body and what its tags mean;
 //! - [`admission`]: which creates go ahead under `MAX_RUNNERS`;
 //! - [`sweep`]: what the sweeper removes, and why;
-//! - [`reconcile`]: which queued jobs no delivery asked a runner for.
+//! - [`reconcile`]: which queued jobs no delivery asked a runner for;
+//! - [`timeline`]: what each delivery, create and deletion logs about a job.
 
 pub mod admission;
 pub mod group;
@@ -16,6 +17,7 @@ pub mod names;
 pub mod reconcile;
 pub mod request;
 pub mod sweep;
+pub mod timeline;
 
 /// What the rules' tests share: settings with stand-ins, and a webhook job's request.
 #[cfg(test)]
@@ -41,6 +43,7 @@ pub(crate) mod fixtures {
             run: 7,
             attempt: 1,
             labels: vec!["self-hosted".into(), "linux".into(), "x64".into(), "aci".into()],
+            created_at: None,
         }
     }
 }
