@@ -41,7 +41,8 @@ pub fn split_secrets(value: &Secret) -> Vec<Secret> {
     value.expose().lines().filter(|l| !l.is_empty()).map(Secret::new).collect()
 }
 
-/// A delivery, parsed.
+/// A delivery, parsed. One is made per request and matched at once, so the job is not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     Ping,
