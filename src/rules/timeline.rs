@@ -2,8 +2,8 @@
 //! as the fields of one log line. Plain data in, plain data out; the functions log it.
 //!
 //! The lines, and the fields `handler report` and the workbook's queries read:
-//! - `job.queued|job.started|job.completed repository job run attempt workflow name labels
-//!   created_at [lag_s] [runner ours runner_made_for wait_s] [conclusion run_s]`;
+//! - `job.queued|job.started|job.completed repository job run attempt created_at [lag_s]
+//!   [ours runner_made_for wait_s] [conclusion run_s] [runner] workflow name labels`;
 //! - `provision op=create … result=created repository job created_at since_created_s`;
 //! - `group.deleted by reason name repository job run [ran_job] created_at lifetime_s cpu
 //!   memory_gb`.
@@ -82,29 +82,28 @@ pub fn job_line(event: &JobEvent, cfg: &Config, now: OffsetDateTime) -> Option<L
     if ours.is_none() && !labels_served(&job.labels, &cfg.runner_labels) {
         return None;
     }
+    // Our own fields first, the ones a workflow's author or a runner's owner writes (the
+    // runner's, workflow's and job's names, the labels) last: a query that takes a field's
+    // first match (KQL's `extract`) cannot be fooled by a name like `x ours=true wait_s=1`.
     let mut line = Line::new(name)
         .with("repository", &event.repository)
         .with("job", job.id)
         .with("run", job.run_id)
         .with("attempt", job.run_attempt)
-        .with_some("workflow", job.workflow.as_ref())
-        .with_some("name", job.name.as_ref())
-        .with("labels", job.labels.join(","))
         .with_some("created_at", job.created_at.map(rfc3339));
     if name == "job.queued" {
         // A queued delivery's `started_at` is its `created_at`: no runner yet.
-        return Some(line.with_some("lag_s", job.created_at.map(|c| seconds(c, now))));
-    }
-    if let Some(runner) = &job.runner_name {
-        line = line.with("runner", runner).with("ours", ours.is_some());
+        line = line.with_some("lag_s", job.created_at.map(|c| seconds(c, now)));
+    } else if job.runner_name.is_some() {
         let made_for = match ours {
             Some(Name::Job(id)) if id != job.id => Some(id.to_string()),
             Some(Name::Workflow { run, attempt }) if run != job.run_id => Some(format!("run-{run}-{attempt}")),
             _ => None,
         };
-        line = line.with_some("runner_made_for", made_for);
-        let wait = job.created_at.zip(job.started_at).map(|(c, s)| seconds(c, s));
-        line = line.with_some("wait_s", wait);
+        line = line
+            .with("ours", ours.is_some())
+            .with_some("runner_made_for", made_for)
+            .with_some("wait_s", job.created_at.zip(job.started_at).map(|(c, s)| seconds(c, s)));
     }
     if name == "job.completed" {
         line = line.with_some("conclusion", job.conclusion.as_ref());
@@ -112,6 +111,11 @@ pub fn job_line(event: &JobEvent, cfg: &Config, now: OffsetDateTime) -> Option<L
             line = line.with_some("run_s", job.started_at.zip(job.completed_at).map(|(s, c)| seconds(s, c)));
         }
     }
+    line = line
+        .with_some("runner", job.runner_name.as_ref())
+        .with_some("workflow", job.workflow.as_ref())
+        .with_some("name", job.name.as_ref())
+        .with("labels", job.labels.join(","));
     Some(line)
 }
 
@@ -265,11 +269,11 @@ mod tests {
                 ("job", "42"),
                 ("run", "7"),
                 ("attempt", "1"),
+                ("created_at", "2026-12-01T10:00:00Z"),
+                ("lag_s", "2"),
                 ("workflow", "CI"),
                 ("name", "build (linux)"),
                 ("labels", "self-hosted,aci"),
-                ("created_at", "2026-12-01T10:00:00Z"),
-                ("lag_s", "2"),
             ]
             .map(|(k, v)| (k, v.to_string()))
         );
@@ -312,6 +316,22 @@ mod tests {
             assert_eq!(l.get("runner_made_for"), *made_for, "{rule}");
             assert_eq!(l.get("ours"), Some(*ours), "{rule}");
         }
+    }
+
+    #[test]
+    fn names_others_write_come_after_every_field_we_write() {
+        let c = cfg(&[]);
+        let mut e = event("completed", SERVED, Some("box ours=true wait_s=1"));
+        e.job.workflow = Some("w ours=true wait_s=1 conclusion=success".into());
+        e.job.name = Some("n runner_made_for=1".into());
+        let l = job_line(&e, &c, CREATED).unwrap();
+        let keys: Vec<&str> = l.fields.iter().map(|(k, _)| *k).collect();
+        let first_untrusted = keys.iter().position(|k| *k == "runner").unwrap();
+        for ours in ["repository", "job", "created_at", "ours", "wait_s", "conclusion", "run_s"] {
+            let at = keys.iter().position(|k| *k == ours).unwrap();
+            assert!(at < first_untrusted, "{ours} comes before the names: {keys:?}");
+        }
+        assert_eq!((l.get("ours"), l.get("wait_s")), (Some("false"), Some("95")));
     }
 
     #[test]
