@@ -101,6 +101,13 @@ param runnerSubnetPrefix string = '10.240.0.0/24'
 // Handler settings (DESIGN.md "Settings"); defaults are the handler's own defaults
 // ---------------------------------------------------------------------------------------
 
+@description('Alert when the p95 of the time to a runner (created_at to started_at, on our runners) over the last hour exceeds this many seconds.')
+@minValue(1)
+param timeToRunnerP95AlertSeconds int = 300
+
+@description('Action groups (resource ids) the alert rules notify; empty: alerts show in the portal only.')
+param alertActionGroupIds array = []
+
 @description('GITHUB_PAT_SECRET_NAME: Key Vault secret holding the GitHub PAT.')
 param githubPatSecretName string = 'github-pat'
 
@@ -422,6 +429,17 @@ resource insightsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' 
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.monitoringMetricsPublisher)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'aci-runners-monitoring'
+  params: {
+    location: location
+    tags: allTags
+    insightsId: insights.id
+    timeToRunnerP95AlertSeconds: timeToRunnerP95AlertSeconds
+    actionGroupIds: alertActionGroupIds
   }
 }
 

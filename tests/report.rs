@@ -72,13 +72,14 @@ fn generate() -> (Vec<(OffsetDateTime, String)>, Expected) {
         let wait = to_put + rng.between(60, 180) + slow;
         let run = rng.between(60, 900);
         let labels = "self-hosted,linux,x64,aci";
-        let common = format!(
-            "repository={repo} job={id} run={} attempt=1 workflow=CI name=\"build (linux)\" labels={labels} created_at={}",
+        let head = format!(
+            "repository={repo} job={id} run={} attempt=1 created_at={}",
             900 + i / 3,
             rfc3339(created)
         );
+        let tail = format!("workflow=CI name=\"build (linux)\" labels={labels}");
         want.jobs += 1;
-        lines.push((created + Duration::seconds(lag), format!("job.queued {common} lag_s={lag}")));
+        lines.push((created + Duration::seconds(lag), format!("job.queued {head} lag_s={lag} {tail}")));
         let runner = format!("aci-runner-{id}");
         lines.push((
             created + Duration::seconds(to_put),
@@ -88,14 +89,17 @@ fn generate() -> (Vec<(OffsetDateTime, String)>, Expected) {
             // Cancelled while queued: its group is released, idle.
             want.cancelled += 1;
             let at = created + Duration::seconds(to_put + 30);
-            lines.push((at, format!("job.completed {common} conclusion=cancelled")));
+            lines.push((at, format!("job.completed {head} conclusion=cancelled {tail}")));
             let lifetime = 30;
             want.runner_seconds += lifetime;
             lines.push((at, format!("group.deleted by=release reason=cancelled name={runner} repository={repo} job={id} run=1 ran_job={id} created_at={} lifetime_s={lifetime} cpu=2 memory_gb=4", rfc3339(created + Duration::seconds(to_put)))));
             continue;
         }
         let started = created + Duration::seconds(wait);
-        lines.push((started, format!("job.started {common} runner={runner} ours=true wait_s={wait}")));
+        lines.push((
+            started,
+            format!("job.started {head} ours=true wait_s={wait} runner={runner} {tail}"),
+        ));
         want.waits.push(wait);
         let conclusion = if rng.per_mille(60) {
             want.failed += 1;
@@ -106,7 +110,7 @@ fn generate() -> (Vec<(OffsetDateTime, String)>, Expected) {
         let done = started + Duration::seconds(run);
         lines.push((
             done,
-            format!("job.completed {common} runner={runner} ours=true wait_s={wait} conclusion={conclusion} run_s={run}"),
+            format!("job.completed {head} ours=true wait_s={wait} conclusion={conclusion} run_s={run} runner={runner} {tail}"),
         ));
         let lifetime = wait - to_put + run + 5;
         want.runner_seconds += lifetime;
@@ -298,6 +302,29 @@ fn a_file_that_is_no_export_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("result.json") && stderr.contains("`message` column"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_query_is_loaded_by_the_template_and_shown_in_the_operations_guide() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let module = std::fs::read_to_string(root.join("infra/modules/monitoring.bicep")).unwrap();
+    let guide = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir(root.join("infra/queries")).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let kql = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            module.contains(&format!("loadTextContent('../queries/{name}')")),
+            "{name} is deployed"
+        );
+        assert!(
+            guide.contains(&format!("```kusto\n{kql}```")),
+            "docs/operations.md shows {name} as it is"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 8, "five charts and three alerts");
 }
 
 /// The browser CI installs (`.ci/run`); on a workstation, `apt-get install chromium`.
