@@ -25,11 +25,11 @@ fn line(event: &str, fields: &[Field<'_>]) -> String {
 }
 
 /// The same line from values that are text already.
-fn text_line(event: &str, fields: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(16 + fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+fn text_line<S: AsRef<str>>(event: &str, fields: &[(&str, S)]) -> String {
+    let mut out = String::with_capacity(16 + fields.iter().map(|(k, v)| k.len() + v.as_ref().len() + 4).sum::<usize>());
     out.push_str(event);
     for (k, v) in fields {
-        push_field(&mut out, k, v);
+        push_field(&mut out, k, v.as_ref());
     }
     out.push('\n');
     out
@@ -69,7 +69,7 @@ pub fn info(event: &str, fields: &[Field<'_>]) {
 }
 
 /// An information line whose values are already text (a line the rules put together).
-pub fn info_text(event: &str, fields: &[(&str, String)]) {
+pub fn info_text<S: AsRef<str>>(event: &str, fields: &[(&str, S)]) {
     let l = text_line(event, fields);
     let _ = std::io::stdout().lock().write_all(l.as_bytes());
 }

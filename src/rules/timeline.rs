@@ -11,6 +11,7 @@
 //! Every line carries the time it is about (`created_at`), so a plain log without timestamps
 //! reads the same as an export with them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
@@ -22,24 +23,39 @@ use crate::rules::group::{created_at, tag};
 use crate::rules::jobs::labels_served;
 use crate::rules::names::{self, Name};
 
-/// One log line: its event and its fields, in order.
+/// One log line: its event and its fields, in order. Text from the delivery is borrowed, not
+/// copied: the webhook's path makes this line for every delivery.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Line {
+pub struct Line<'a> {
     pub event: &'static str,
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<(&'static str, Cow<'a, str>)>,
 }
 
-impl Line {
-    fn new(event: &'static str) -> Line {
-        Line { event, fields: vec![] }
+impl<'a> Line<'a> {
+    fn new(event: &'static str) -> Line<'a> {
+        Line {
+            event,
+            fields: Vec::with_capacity(16),
+        }
     }
 
-    fn with(mut self, key: &'static str, value: impl ToString) -> Line {
-        self.fields.push((key, value.to_string()));
+    fn text(mut self, key: &'static str, value: impl Into<Cow<'a, str>>) -> Line<'a> {
+        self.fields.push((key, value.into()));
         self
     }
 
-    fn with_some(self, key: &'static str, value: Option<impl ToString>) -> Line {
+    fn text_some(self, key: &'static str, value: Option<&'a str>) -> Line<'a> {
+        match value {
+            Some(v) => self.text(key, v),
+            None => self,
+        }
+    }
+
+    fn with(self, key: &'static str, value: impl std::fmt::Display) -> Line<'a> {
+        self.text(key, value.to_string())
+    }
+
+    fn with_some(self, key: &'static str, value: Option<impl std::fmt::Display>) -> Line<'a> {
         match value {
             Some(v) => self.with(key, v),
             None => self,
@@ -48,7 +64,12 @@ impl Line {
 
     /// The value of a field, for tests and callers that add to a line.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_ref())
+    }
+
+    /// The fields as plain pairs.
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        self.fields.iter().map(|(k, v)| (*k, v.as_ref())).collect()
     }
 }
 
@@ -67,7 +88,7 @@ pub fn seconds(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
 ///   GitHub hands a JIT runner any job its labels match.
 ///
 /// `now` is when the delivery arrived: `lag_s` on `job.queued` is GitHub's delivery delay.
-pub fn job_line(event: &JobEvent, cfg: &Config, now: OffsetDateTime) -> Option<Line> {
+pub fn job_line<'a>(event: &'a JobEvent, cfg: &Config, now: OffsetDateTime) -> Option<Line<'a>> {
     let name = match event.action.as_str() {
         "queued" => "job.queued",
         "in_progress" => "job.started",
@@ -86,7 +107,7 @@ pub fn job_line(event: &JobEvent, cfg: &Config, now: OffsetDateTime) -> Option<L
     // runner's, workflow's and job's names, the labels) last: a query that takes a field's
     // first match (KQL's `extract`) cannot be fooled by a name like `x ours=true wait_s=1`.
     let mut line = Line::new(name)
-        .with("repository", &event.repository)
+        .text("repository", event.repository.as_str())
         .with("job", job.id)
         .with("run", job.run_id)
         .with("attempt", job.run_attempt)
@@ -101,21 +122,21 @@ pub fn job_line(event: &JobEvent, cfg: &Config, now: OffsetDateTime) -> Option<L
             _ => None,
         };
         line = line
-            .with("ours", ours.is_some())
+            .text("ours", if ours.is_some() { "true" } else { "false" })
             .with_some("runner_made_for", made_for)
             .with_some("wait_s", job.created_at.zip(job.started_at).map(|(c, s)| seconds(c, s)));
     }
     if name == "job.completed" {
-        line = line.with_some("conclusion", job.conclusion.as_ref());
+        line = line.text_some("conclusion", job.conclusion.as_deref());
         if job.runner_name.is_some() {
             line = line.with_some("run_s", job.started_at.zip(job.completed_at).map(|(s, c)| seconds(s, c)));
         }
     }
     line = line
-        .with_some("runner", job.runner_name.as_ref())
-        .with_some("workflow", job.workflow.as_ref())
-        .with_some("name", job.name.as_ref())
-        .with("labels", job.labels.join(","));
+        .text_some("runner", job.runner_name.as_deref())
+        .text_some("workflow", job.workflow.as_deref())
+        .text_some("name", job.name.as_deref())
+        .text("labels", job.labels.join(","));
     Some(line)
 }
 
@@ -128,11 +149,14 @@ pub fn created_fields(
     now: OffsetDateTime,
 ) -> Vec<(&'static str, String)> {
     Line::new("")
-        .with("repository", repository)
+        .text("repository", repository)
         .with_some("job", job)
         .with_some("created_at", job_created.map(rfc3339))
         .with_some("since_created_s", job_created.map(|c| seconds(c, now)))
         .fields
+        .into_iter()
+        .map(|(k, v)| (k, v.into_owned()))
+        .collect()
 }
 
 /// What a container group cost while it lived.
@@ -156,7 +180,7 @@ pub fn group_deleted(
     arm_created: Option<OffsetDateTime>,
     size: Size,
     now: OffsetDateTime,
-) -> Line {
+) -> Line<'static> {
     let born = created_at(tags, arm_created);
     Line::new("group.deleted")
         .with("by", by)
@@ -261,9 +285,10 @@ mod tests {
     fn the_lines_carry_the_timeline() {
         let c = cfg(&[]);
         let now = CREATED + time::Duration::seconds(2);
-        let q = job_line(&event("queued", SERVED, None), &c, now).unwrap();
+        let e_q = event("queued", SERVED, None);
+        let q = job_line(&e_q, &c, now).unwrap();
         assert_eq!(
-            q.fields,
+            q.pairs(),
             [
                 ("repository", "octo-org/octo-repo"),
                 ("job", "42"),
@@ -275,20 +300,22 @@ mod tests {
                 ("name", "build (linux)"),
                 ("labels", "self-hosted,aci"),
             ]
-            .map(|(k, v)| (k, v.to_string()))
         );
-        let s = job_line(&event("in_progress", SERVED, Some("aci-runner-42")), &c, now).unwrap();
+        let e_s = event("in_progress", SERVED, Some("aci-runner-42"));
+        let s = job_line(&e_s, &c, now).unwrap();
         assert_eq!(
             (s.get("runner"), s.get("ours"), s.get("wait_s"), s.get("runner_made_for")),
             (Some("aci-runner-42"), Some("true"), Some("95"), None)
         );
         assert_eq!(s.get("run_s"), None, "a started job has not run yet");
-        let d = job_line(&event("completed", SERVED, Some("aci-runner-42")), &c, now).unwrap();
+        let e_d = event("completed", SERVED, Some("aci-runner-42"));
+        let d = job_line(&e_d, &c, now).unwrap();
         assert_eq!(
             (d.get("conclusion"), d.get("wait_s"), d.get("run_s")),
             (Some("success"), Some("95"), Some("240"))
         );
-        let cancelled = job_line(&event("completed", SERVED, None), &c, now).unwrap();
+        let e_cancelled = event("completed", SERVED, None);
+        let cancelled = job_line(&e_cancelled, &c, now).unwrap();
         assert_eq!(
             (cancelled.get("runner"), cancelled.get("wait_s"), cancelled.get("run_s")),
             (None, None, None),
@@ -312,7 +339,8 @@ mod tests {
             ("another deployment's runner is not ours", "aci-runnerx-41", None, "false"),
         ];
         for (rule, runner, made_for, ours) in cases {
-            let l = job_line(&event("in_progress", SERVED, Some(runner)), &c, CREATED).unwrap();
+            let e = event("in_progress", SERVED, Some(runner));
+            let l = job_line(&e, &c, CREATED).unwrap();
             assert_eq!(l.get("runner_made_for"), *made_for, "{rule}");
             assert_eq!(l.get("ours"), Some(*ours), "{rule}");
         }
@@ -385,7 +413,7 @@ mod tests {
         );
         assert_eq!(l.event, "group.deleted");
         assert_eq!(
-            l.fields,
+            l.pairs(),
             [
                 ("by", "sweep"),
                 ("reason", "idle"),
@@ -398,7 +426,6 @@ mod tests {
                 ("cpu", "2"),
                 ("memory_gb", "4"),
             ]
-            .map(|(k, v)| (k, v.to_string()))
         );
         let mut untagged = tags.clone();
         untagged.remove("created-at");
