@@ -55,7 +55,7 @@ async fn run() {
                 }
             }
         }
-        b.arm_delay.store(LATENCY.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        b.arm_delay.fixed(LATENCY);
         let host = FakeHost::start(&b.settings).await;
         let t = Instant::now();
         let (status, _) = host.timer("sweep", json!(null), false).await;

@@ -1,14 +1,15 @@
 // aci-runners: everything the Function needs in one resource group.
 //
 //   user-assigned identity ──▶ Key Vault (RBAC, "Key Vault Secrets User")
+//                          ──▶ the GitHub App's key, in App mode (custom role: keys/sign only)
 //                          ──▶ storage (AzureWebJobsStorage, identity-based: blob/queue/table roles)
 //                          ──▶ runner resource group (custom role: container groups read/write/delete)
 //                          ──▶ runner subnet (custom role: subnets/join/action), when a VNet is used
 //   Linux Function App (custom handler) on Flex Consumption (default) or Elastic Premium
 //   Application Insights (Entra ID auth with the same identity)
 //
-// The template never creates secrets: set `github-pat` and `github-webhook-secret` in the
-// vault afterwards (docs/deploy.md). Deploy with `azd up`, or with
+// The template never creates secrets or keys: set `github-pat` (or import the GitHub App's
+// key) and `github-webhook-secret` in the vault afterwards (docs/deploy.md). Deploy with `azd up`, or with
 // `az deployment group create -g <rg> -f infra/main.bicep -p environmentName=<name>`.
 targetScope = 'resourceGroup'
 
@@ -108,7 +109,14 @@ param timeToRunnerP95AlertSeconds int = 300
 @description('Action groups (resource ids) the alert rules notify; empty: alerts show in the portal only.')
 param alertActionGroupIds array = []
 
-@description('GITHUB_PAT_SECRET_NAME: Key Vault secret holding the GitHub PAT.')
+@description('How the handler authenticates to GitHub: pat (a PAT in Key Vault, GITHUB_PAT_SECRET_NAME) or app (a GitHub App whose private key is a Key Vault key that only signs: GITHUB_APP_CLIENT_ID, GITHUB_APP_KEY_NAME). Exactly one is configured.')
+@allowed([
+  'pat'
+  'app'
+])
+param githubAuth string = 'pat'
+
+@description('GITHUB_PAT_SECRET_NAME: Key Vault secret holding the GitHub PAT (githubAuth=pat).')
 param githubPatSecretName string = 'github-pat'
 
 @description('GITHUB_WEBHOOK_SECRET_NAME: Key Vault secret holding the webhook secret (one per line for rotation).')
@@ -188,11 +196,14 @@ param maxRunnersPerRepository int = 0
 @minValue(1)
 param reconcileAfterSeconds int = 120
 
-@description('GITHUB_APP_CLIENT_ID: GitHub App mode (not in this version yet: the handler refuses to start with it set); empty = PAT (the setting is then left unset).')
+@description('GITHUB_APP_CLIENT_ID: the GitHub App\'s client id (githubAuth=app; required then, or the handler refuses to start).')
 param githubAppClientId string = ''
 
-@description('GITHUB_APP_KEY_NAME: Key Vault key that signs the App JWT; set only with githubAppClientId.')
+@description('GITHUB_APP_KEY_NAME: Key Vault key (RSA, imported from the App\'s private key PEM) that signs the App JWT (githubAuth=app).')
 param githubAppKeyName string = 'github-app-key'
+
+@description('githubAuth=app: the key githubAppKeyName is in the vault, so the Function\'s identity can be given sign on it (a role assignment needs its key to exist). Deploy once with false, import the key, deploy again with true.')
+param githubAppKeyImported bool = false
 
 @description('WARM_RUNNERS: idle runners kept ready per target (not in this version yet: the handler refuses to start with it set); empty = none.')
 param warmRunners string = ''
@@ -235,6 +246,7 @@ var effectiveRunnerLocation = empty(runnerLocation) ? location : runnerLocation
 var armUrlRaw = empty(azureResourceManagerUrl) ? environment().resourceManager : azureResourceManagerUrl
 var armUrl = endsWith(armUrlRaw, '/') ? substring(armUrlRaw, 0, length(armUrlRaw) - 1) : armUrlRaw
 
+var appMode = githubAuth == 'app'
 var createVnet = useVnet && empty(existingRunnerSubnetId)
 var useExistingSubnet = useVnet && !empty(existingRunnerSubnetId)
 // /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}
@@ -244,6 +256,7 @@ var existingSubnetSegments = split(useExistingSubnet ? existingRunnerSubnetId : 
 var roleIds = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  keyVaultCryptoOfficer: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
@@ -379,7 +392,7 @@ resource vaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultSecretsUser)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
-    description: 'aci-runners Function reads the GitHub PAT and webhook secret'
+    description: 'aci-runners Function reads the webhook secret and, with githubAuth=pat, the GitHub PAT'
   }
 }
 
@@ -391,6 +404,28 @@ resource vaultSecretsOfficerDeployer 'Microsoft.Authorization/roleAssignments@20
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
     description: 'aci-runners deployer sets github-pat and github-webhook-secret'
+  }
+}
+
+// App mode: the deployer imports the App's private key (az keyvault key import).
+resource vaultCryptoOfficerDeployer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (appMode && !empty(deployerPrincipalId)) {
+  name: guid(vault.id, deployerPrincipalId, roleIds.keyVaultCryptoOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultCryptoOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    description: 'aci-runners deployer imports the GitHub App private key as a Key Vault key'
+  }
+}
+
+// App mode: the identity may sign with the App's key and nothing else (see the module).
+module appKeySign 'modules/app-key-sign.bicep' = if (appMode && githubAppKeyImported) {
+  name: 'aci-runners-app-key-sign'
+  params: {
+    vaultName: vault.name
+    keyName: githubAppKeyName
+    principalId: identity.properties.principalId
   }
 }
 
@@ -560,10 +595,6 @@ var handlerSettings = [
     value: vault.properties.vaultUri
   }
   {
-    name: 'GITHUB_PAT_SECRET_NAME'
-    value: githubPatSecretName
-  }
-  {
     name: 'GITHUB_WEBHOOK_SECRET_NAME'
     value: githubWebhookSecretName
   }
@@ -684,14 +715,23 @@ var shareSetting = maxRunnersPerRepository == 0 ? [] : [
     value: string(maxRunnersPerRepository)
   }
 ]
-var appSettingsForApp = empty(githubAppClientId) ? [] : [
+// One credential, never both: the handler refuses to start with the App and the PAT set.
+// An App without its client id keeps GITHUB_APP_KEY_NAME alone, which the handler refuses
+// with a message naming GITHUB_APP_CLIENT_ID.
+var credentialSettings = appMode ? concat(empty(githubAppClientId) ? [] : [
   {
     name: 'GITHUB_APP_CLIENT_ID'
     value: githubAppClientId
   }
+], [
   {
     name: 'GITHUB_APP_KEY_NAME'
     value: githubAppKeyName
+  }
+]) : [
+  {
+    name: 'GITHUB_PAT_SECRET_NAME'
+    value: githubPatSecretName
   }
 ]
 var warmSettings = empty(warmRunners) ? [] : concat([
@@ -705,7 +745,7 @@ var warmSettings = empty(warmRunners) ? [] : concat([
     value: warmHours
   }
 ])
-var optionalHandlerSettings = concat(subnetSetting, allowedRepositoriesSetting, allowedOwnersSetting, oidcAudienceSetting, shareSetting, appSettingsForApp, warmSettings)
+var optionalHandlerSettings = concat(subnetSetting, allowedRepositoriesSetting, allowedOwnersSetting, oidcAudienceSetting, shareSetting, credentialSettings, warmSettings)
 
 var appSettings = concat(storageSettings, monitoringSettings, premiumSettings, handlerSettings, optionalHandlerSettings)
 

@@ -55,10 +55,22 @@ impl Scope {
     }
 }
 
+/// GitHub App mode: the App's client id (the JWT's `iss`) and the Key Vault key that signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubApp {
+    /// `GITHUB_APP_CLIENT_ID`.
+    pub client_id: String,
+    /// `GITHUB_APP_KEY_NAME`: an RSA key in `KEY_VAULT_URL`, used only through its `sign`.
+    pub key_name: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub key_vault_url: Url,
+    /// `GITHUB_PAT_SECRET_NAME`; not used in App mode.
     pub pat_secret_name: String,
+    /// Set in App mode (`GITHUB_APP_CLIENT_ID`): installation tokens instead of the PAT.
+    pub github_app: Option<GitHubApp>,
     pub webhook_secret_name: String,
     pub subscription_id: String,
     pub resource_group: String,
@@ -94,6 +106,9 @@ pub struct Config {
     /// `RECONCILE_AFTER_SECONDS`: a queued job this old with no group and no request is given
     /// a runner by the sweeper.
     pub reconcile_after: Duration,
+    /// `GITHUB_JIT_PER_MINUTE`: runner registrations this instance makes in any minute, under
+    /// GitHub's secondary limit (180), pausing a minute after a refusal; 0 = no pacing.
+    pub jit_per_minute: usize,
 }
 
 /// Where settings come from: the process environment in `main`, a map in tests.
@@ -272,6 +287,45 @@ fn check_audience(cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// App mode when `GITHUB_APP_CLIENT_ID` is set. One credential, never a silent choice: the PAT's
+/// secret name beside it is refused, and so is a key name without a client id.
+fn read_github_app(r: &Reader<'_>) -> Result<Option<GitHubApp>, ConfigError> {
+    let Some(client_id) = r.opt("GITHUB_APP_CLIENT_ID") else {
+        if r.opt("GITHUB_APP_KEY_NAME").is_some() {
+            return Err(err(
+                "GITHUB_APP_KEY_NAME",
+                "is set but GITHUB_APP_CLIENT_ID is not: set both for GitHub App mode, or unset GITHUB_APP_KEY_NAME to use the PAT (GITHUB_PAT_SECRET_NAME)",
+            ));
+        }
+        return Ok(None);
+    };
+    if r.opt("GITHUB_PAT_SECRET_NAME").is_some() {
+        return Err(err(
+            "GITHUB_APP_CLIENT_ID",
+            "and GITHUB_PAT_SECRET_NAME are both set: configure exactly one credential, the GitHub App (GITHUB_APP_CLIENT_ID) or the PAT (GITHUB_PAT_SECRET_NAME), and unset the other",
+        ));
+    }
+    // Client ids (`Iv23li…`, `Iv1.…`) and numeric App ids are both accepted as the JWT's `iss`.
+    if client_id.len() > 100
+        || !client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(err(
+            "GITHUB_APP_CLIENT_ID",
+            format!("{client_id:?} is not a GitHub App client id (such as Iv23liAbCdEf0123456789)"),
+        ));
+    }
+    let key_name = r.or("GITHUB_APP_KEY_NAME", "github-app-key");
+    if key_name.len() > 127 || !key_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(err(
+            "GITHUB_APP_KEY_NAME",
+            format!("{key_name:?} is not a Key Vault key name (1 to 127 letters, digits and hyphens)"),
+        ));
+    }
+    Ok(Some(GitHubApp { client_id, key_name }))
+}
+
 /// NCRONTAB as the Functions timer trigger takes it: six fields, seconds first.
 fn check_schedule(s: &str) -> Result<(), ConfigError> {
     let fields = s.split_whitespace().count();
@@ -363,18 +417,15 @@ impl Config {
             return Err(err("RUNNER_IMAGE", format!("{image:?} is not an image reference")));
         }
 
+        let github_app = read_github_app(&r)?;
+
         // Settings of features this version does not have yet: refused, never silently ignored
         // (a deployment that sets one expects it to work).
-        for (setting, feature) in [
-            ("GITHUB_APP_CLIENT_ID", "GitHub App mode"),
-            ("WARM_RUNNERS", "warm runners"),
-            ("WARM_HOURS", "warm runners"),
-        ] {
+        for (setting, feature) in [("WARM_RUNNERS", "warm runners"), ("WARM_HOURS", "warm runners")] {
             if r.opt(setting).is_some() {
                 return Err(err(setting, format!("{feature} is not in this version yet; unset it")));
             }
         }
-        let _ = r.opt("GITHUB_APP_KEY_NAME"); // read with GITHUB_APP_CLIENT_ID, once App mode is built
 
         // Read by the host (`%SWEEP_SCHEDULE%` in the timer's function.json), checked here.
         check_schedule(&r.or("SWEEP_SCHEDULE", "0 */5 * * * *"))?;
@@ -424,6 +475,7 @@ impl Config {
         let cfg = Config {
             key_vault_url,
             pat_secret_name: r.or("GITHUB_PAT_SECRET_NAME", "github-pat"),
+            github_app,
             webhook_secret_name: r.or("GITHUB_WEBHOOK_SECRET_NAME", "github-webhook-secret"),
             subscription_id,
             resource_group,
@@ -453,6 +505,7 @@ impl Config {
             secret_cache_ttl: Duration::from_secs(r.parse("SECRET_CACHE_SECONDS", 300, "a number of seconds")?),
             host_header_timeout: Duration::from_millis(r.positive("HOST_HEADER_TIMEOUT_MS", 130_000)?),
             reconcile_after: Duration::from_secs(r.positive("RECONCILE_AFTER_SECONDS", 120)?),
+            jit_per_minute: r.parse("GITHUB_JIT_PER_MINUTE", 180, "a whole number")?,
         };
         check_audience(&cfg)?;
         Ok(cfg)
@@ -569,7 +622,8 @@ mod tests {
                 "OIDC_AUDIENCE",
                 "HTTPS://GITHUB.COM/octo-org",
             ),
-            ("App mode, not built yet", "GITHUB_APP_CLIENT_ID", "Iv23liexample"),
+            ("an App client id with a space", "GITHUB_APP_CLIENT_ID", "Iv23li example"),
+            ("an App key name without a client id", "GITHUB_APP_KEY_NAME", "github-app-key"),
             ("warm runners, not built yet", "WARM_RUNNERS", "octo-org=2"),
             ("warm hours, not built yet", "WARM_HOURS", "Mon-Fri 07:00-19:00"),
         ];
@@ -577,6 +631,29 @@ mod tests {
             let e = error_of(&[(setting, value)]);
             assert_eq!(e.setting, *setting, "{rule}: {e}");
         }
+    }
+
+    #[test]
+    fn app_mode_is_on_with_a_client_id_and_refuses_a_pat_beside_it() {
+        let pat = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(pat.github_app, None, "no client id: the PAT");
+        let app = Config::from_env(&env(&[("GITHUB_APP_CLIENT_ID", "Iv23liexample")])).unwrap();
+        assert_eq!(
+            app.github_app,
+            Some(GitHubApp {
+                client_id: "Iv23liexample".into(),
+                key_name: "github-app-key".into()
+            }),
+            "the key name's default"
+        );
+        let named = Config::from_env(&env(&[("GITHUB_APP_CLIENT_ID", "123456"), ("GITHUB_APP_KEY_NAME", "app-key-2")])).unwrap();
+        assert_eq!(named.github_app.unwrap().key_name, "app-key-2");
+        let both = error_of(&[("GITHUB_APP_CLIENT_ID", "Iv23liexample"), ("GITHUB_PAT_SECRET_NAME", "github-pat")]);
+        let text = both.to_string();
+        assert!(
+            text.contains("GITHUB_APP_CLIENT_ID") && text.contains("GITHUB_PAT_SECRET_NAME"),
+            "both settings are named: {text}"
+        );
     }
 
     #[test]

@@ -79,6 +79,10 @@ pub enum CallError {
     /// or it timed out. `cause` is one line in our words (see [`cause_of`]).
     #[error("{op}: {host}: {cause}")]
     Transport { op: &'static str, host: String, cause: String },
+    /// Not sent: GitHub's limit on runner registrations leaves this client no turn for `wait`
+    /// (see [`crate::github::pace`]). A rate limit like GitHub's own.
+    #[error("{op}: held back: GitHub's secondary limit on runner registrations leaves no turn for {} s", wait.as_secs().max(1))]
+    HeldBack { op: &'static str, wait: Duration },
     /// Anything else (a credential that cannot get a token, a body we cannot read).
     #[error("{op}: {message}")]
     Other {
@@ -94,14 +98,14 @@ impl CallError {
             CallError::Status { status, rate_limited, .. } => {
                 *rate_limited || StatusCode::from_u16(*status).map(is_transient_status).unwrap_or(false)
             }
-            CallError::Transport { .. } => true,
+            CallError::Transport { .. } | CallError::HeldBack { .. } => true,
             CallError::Other { transient, .. } => *transient,
         }
     }
 
     /// GitHub's rate limit: wait for the window, it is no failure of the request.
     pub fn rate_limited(&self) -> bool {
-        matches!(self, CallError::Status { rate_limited: true, .. })
+        matches!(self, CallError::Status { rate_limited: true, .. } | CallError::HeldBack { .. })
     }
 
     /// Azure said no for want of capacity or quota (`ContainerGroupQuotaReached`, a cores

@@ -9,8 +9,8 @@
 //! - [`rules`]: pure decisions over plain data (jobs served, names, the container group and its
 //!   tags, admission under `MAX_RUNNERS`, the sweeper's selection);
 //! - the outside systems, each a thin concrete client that knows nothing of our tags or queues:
-//!   [`github`] (REST, webhook deliveries, OIDC tokens), [`azure`] (credential, Key Vault,
-//!   ARM container groups), [`host`] (the Functions custom-handler protocol);
+//!   [`github`] (REST, webhook deliveries, OIDC tokens, GitHub App auth), [`azure`]
+//!   (credential, Key Vault secrets and key signing, ARM container groups), [`host`] (the Functions custom-handler protocol);
 //! - shared: [`config`], [`http`] (the one HTTP client, retries, `CallError`), [`log`],
 //!   [`secret`], [`clock`], [`target`] (repository or organization), [`job`] (a workflow job).
 

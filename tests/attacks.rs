@@ -872,3 +872,26 @@ async fn one_repository_cannot_take_more_than_its_share_through_the_webhook() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_delivery_list_whose_next_page_is_elsewhere_never_gets_the_app_jwt() {
+    // GitHub's answer (or something in its place) points the next page of the App webhook's
+    // deliveries at another host: the App JWT is not sent there, and the sweep says why.
+    let world = World::new().github_app(&["Codertocat"]).github(|gh| {
+        gh.c.faults.push(Fault {
+            only: None,
+            op: "app-deliveries",
+            times: 1,
+            resp: Resp::json(200, json!([])).with_header("link", r#"<https://evil.test/app/hook/deliveries?cursor=1>; rel="next""#),
+        });
+        gh
+    });
+    run_test(world, async |ctx| {
+        ctx.sweep().await;
+        assert!(ctx.sweep_summary().contains("redelivered=0 failed=1"), "{}", ctx.sweep_summary());
+        assert!(ctx.logs().contains("next page https://evil.test/"), "{}", ctx.logs());
+        assert!(ctx.logs().contains("is outside GITHUB_API_URL"), "{}", ctx.logs());
+        // The harness fails the test if the proxy was asked for evil.test.
+    })
+    .await;
+}

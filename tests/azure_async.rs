@@ -374,7 +374,7 @@ async fn a_list_page_with_null_tags_stalls_neither_a_sweep_nor_a_create() {
         ctx.sweep().await;
         assert_eq!(
             ctx.sweep_summary(),
-            "sweep groups=2 runners=1 deleted_terminated=1 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false"
+            "sweep groups=2 runners=1 deleted_terminated=1 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 redelivered=0 failed=0 dry_run=false past_due=false"
         );
         assert_eq!(deletes_accepted(ctx), ["aci-runner-4320"]);
         assert_eq!(ctx.arm().c.count("list"), 2, "both pages read");
@@ -414,7 +414,7 @@ async fn a_managed_group_without_created_at_ages_out_by_system_data() {
         ctx.sweep().await;
         assert_eq!(
             ctx.sweep_summary(),
-            "sweep groups=3 runners=3 deleted_terminated=0 deleted_lifetime=1 deleted_idle=1 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false"
+            "sweep groups=3 runners=3 deleted_terminated=0 deleted_lifetime=1 deleted_idle=1 deregistered_ghosts=0 kept=0 requeued=0 reconciled=0 redelivered=0 failed=0 dry_run=false past_due=false"
         );
         assert_eq!(deletes_accepted(ctx), ["aci-runner-4340", "aci-runner-4341"]);
         ctx.arm().settle().expect_groups(["aci-runner-4342"]);

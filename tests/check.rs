@@ -109,3 +109,96 @@ async fn each_broken_dependency_fails_its_check_with_a_fix() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn app_mode_checks_the_key_the_jwt_the_webhook_and_each_installation() {
+    use common::fakes::{APP_CLIENT_ID, APP_KEY_NAME};
+    run_test(World::new().without_host().github_app(&["octo-org"]), async |ctx| {
+        let app = [
+            ("GITHUB_APP_CLIENT_ID", APP_CLIENT_ID),
+            ("ALLOWED_REPOSITORIES", "octo-org/octo-repo"),
+        ];
+        let (ok, text) = check(ctx, &app).await;
+        assert!(ok, "{text}");
+        assert!(
+            line(&text, "settings").contains(&format!("GitHub App {APP_CLIENT_ID}")),
+            "the mode: {text}"
+        );
+        for name in [
+            "keyvault.app-key",
+            "github.app",
+            "github.app-webhook",
+            "github.app-installation",
+            "github.runner-rights",
+        ] {
+            assert!(line(&text, name).starts_with("PASS"), "{text}");
+        }
+        assert!(
+            !text.contains("keyvault.github-pat") && !text.contains("github.token"),
+            "no PAT checks: {text}"
+        );
+        assert!(
+            line(&text, "github.app-webhook")
+                .contains("https://func-aci-runners.azurewebsites.net/api/github/webhook, events [workflow_job]"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("fn-key-leaktest"),
+            "the function key in the hook URL is never printed: {text}"
+        );
+        assert!(
+            line(&text, "github.app-installation").contains("administration: write, actions: read"),
+            "{text}"
+        );
+        for t in ctx.github().app.tokens.keys() {
+            assert!(!text.contains(t.as_str()), "an installation token was printed");
+        }
+        for j in &ctx.github().app.jwts_seen {
+            assert!(!text.contains(j.as_str()), "a JWT was printed");
+        }
+
+        // The App lacks a permission on one owner and is not installed on another; the webhook
+        // is not subscribed to workflow_job.
+        ctx.github().install("octo-org", &[("actions", "read")]);
+        ctx.github().app.events = vec!["push".into()];
+        let (ok, text) = check(ctx, &[app[0], ("ALLOWED_REPOSITORIES", "octo-org/octo-repo,other-org/x")]).await;
+        assert!(!ok);
+        let installations: Vec<&str> = text.lines().filter(|l| l.contains("github.app-installation")).collect();
+        assert!(
+            installations[0].starts_with("FAIL") && installations[0].contains("without administration: write"),
+            "{text}"
+        );
+        assert!(text.contains("fix: grant the App administration: write"), "{text}");
+        assert!(
+            installations[1].starts_with("FAIL") && installations[1].contains("not installed on repo other-org/x"),
+            "{text}"
+        );
+        assert!(text.contains("fix: install the App on other-org/x"), "{text}");
+        assert!(line(&text, "github.app-webhook").starts_with("FAIL"), "{text}");
+        assert!(text.contains("subscribe to Workflow job"), "{text}");
+
+        // The key is not in the vault: nothing that needs a JWT is tried.
+        ctx.vault().keys.remove(APP_KEY_NAME);
+        let (ok, text) = check(ctx, &app).await;
+        assert!(!ok);
+        assert!(
+            line(&text, "keyvault.app-key").starts_with("FAIL") && text.contains("KeyNotFound"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix: import the App's private key as an RSA key: az keyvault key import"),
+            "{text}"
+        );
+        assert!(line(&text, "github.app").starts_with("SKIP"), "{text}");
+        assert!(line(&text, "github.app-installation").starts_with("SKIP"), "{text}");
+
+        // A PAT secret name beside the App: the settings check names both.
+        let (ok, text) = check(ctx, &[app[0], ("GITHUB_PAT_SECRET_NAME", "github-pat")]).await;
+        assert!(!ok);
+        assert!(
+            line(&text, "settings").contains("GITHUB_APP_CLIENT_ID") && line(&text, "settings").contains("GITHUB_PAT_SECRET_NAME"),
+            "{text}"
+        );
+    })
+    .await;
+}

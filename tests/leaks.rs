@@ -142,3 +142,80 @@ async fn no_secret_leaks_from_workflow_steps_the_sweeper_or_a_dry_run() {
         assert!(seen.contains(expected), "{expected} missing:\n{seen}");
     }
 }
+
+#[tokio::test]
+async fn no_installation_token_or_app_jwt_leaks_in_app_mode() {
+    // Success, a revoked token (401 then a new one), GitHub refusing a call, the sweeper with
+    // its redelivery, and `handler check`: then the tokens and JWTs GitHub saw are looked for
+    // everywhere the handler writes.
+    let world = World::new()
+        .github_app(&["Codertocat", "octo-org"])
+        .setting("ALLOWED_REPOSITORIES", "Codertocat/Hello-World,octo-org/octo-repo")
+        .github(|gh| gh.app_delivery(1, "lost", 5, 503));
+    run_test(world, async |ctx| {
+        ctx.deliver(queued(1)).await;
+        ctx.drain().await;
+        ctx.github().app.tokens.clear();
+        ctx.deliver(queued(2)).await;
+        ctx.github().c.faults.push(Fault {
+            only: None,
+            op: "jit",
+            times: 1,
+            resp: Resp::json(403, json!({"message": "Resource not accessible by integration"})),
+        });
+        ctx.deliver(queued(3)).await;
+        ctx.drain().await;
+        ctx.deliver(completed(1, Some("aci-runner-1"))).await;
+        ctx.drain().await;
+        ctx.sweep().await;
+        let check = ctx.cli(&["check"], &[]).await;
+        ctx.expect_log("runner=aci-runner-3").await;
+
+        let (tokens, jwts) = {
+            let gh = ctx.github();
+            let tokens: Vec<String> = gh.app.tokens.keys().cloned().collect();
+            (tokens, gh.app.jwts_seen.clone())
+        };
+        assert!(tokens.len() >= 2 && !jwts.is_empty(), "tokens {} jwts {}", tokens.len(), jwts.len());
+        // The revoked token is gone from the fake; it was made with the prefix all tokens share.
+        assert!(tokens.iter().all(|t| t.starts_with(common::fakes::APP_TOKEN_PREFIX)));
+
+        let host = ctx.host();
+        let seen = format!(
+            "{}\n{}\n{}\n{}\n{}",
+            host.logs(),
+            host.answers.lock().unwrap().join("\n"),
+            host.queued(QUEUE).join("\n"),
+            check.stdout,
+            check.stderr
+        );
+        assert!(!seen.contains(common::fakes::APP_TOKEN_PREFIX), "an installation token:\n{seen}");
+        for j in &jwts {
+            assert!(!seen.contains(j.as_str()), "an App JWT:\n{seen}");
+            // Not even its signature or claims on their own.
+            for part in j.split('.').skip(1) {
+                assert!(!seen.contains(part), "part of an App JWT:\n{seen}");
+            }
+        }
+        let arm = ctx.arm();
+        let tags = serde_json::to_string(&arm.puts.iter().map(|(_, b)| b["tags"].clone()).collect::<Vec<_>>()).unwrap();
+        let env: String = arm
+            .puts
+            .iter()
+            .flat_map(|(_, b)| b["properties"]["containers"].as_array().unwrap().clone())
+            .flat_map(|c| c["properties"]["environmentVariables"].as_array().unwrap().clone())
+            .map(|e| e.to_string())
+            .collect();
+        assert!(!arm.puts.is_empty());
+        for s in tokens.iter().chain(&jwts) {
+            assert!(!tags.contains(s.as_str()), "a token in a tag");
+            assert!(!env.contains(s.as_str()), "a token in the container's environment, secure or not");
+        }
+        assert!(!env.contains(common::fakes::APP_TOKEN_PREFIX));
+        // Sanity: the paths ran.
+        for expected in ["result=created", "provision.dropped", "redelivered=1", "PASS keyvault.app-key"] {
+            assert!(seen.contains(expected), "{expected} missing:\n{seen}");
+        }
+    })
+    .await;
+}

@@ -81,7 +81,7 @@ async fn exactly_the_right_deletions_in_the_right_order() {
         }
         assert_eq!(
             ctx.sweep_summary(),
-            "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false"
+            "sweep groups=7 runners=7 deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 redelivered=0 failed=0 dry_run=false past_due=false"
         );
     })
     .await;
@@ -145,7 +145,7 @@ async fn more_than_a_hundred_groups_and_runners_are_paged() {
     run_test(world, async |ctx| {
         ctx.sweep().await;
         ctx.expect_log("sweep groups=").await;
-        assert_eq!(ctx.sweep_summary(), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 reconciled=0 failed=0 dry_run=false past_due=false");
+        assert_eq!(ctx.sweep_summary(), "sweep groups=150 runners=130 deleted_terminated=150 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=130 kept=0 requeued=0 reconciled=0 redelivered=0 failed=0 dry_run=false past_due=false");
         assert_eq!(deletes_accepted(ctx).len(), 150);
         {
             let mut arm = ctx.arm();
@@ -248,7 +248,7 @@ async fn a_runner_that_just_took_a_job_keeps_its_idle_group() {
         }
         assert!(
             ctx.sweep_summary()
-                .contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 reconciled=0 failed=0"),
+                .contains("deleted_lifetime=1 deleted_idle=0 deregistered_ghosts=0 kept=1 requeued=0 reconciled=0 redelivered=0 failed=0"),
             "{}",
             ctx.sweep_summary()
         );
@@ -309,7 +309,7 @@ async fn handler_sweep_cli_prints_the_plan_and_deletes_only_with_yes() {
         );
         assert!(
             out.contains(
-                "deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 failed=0 dry_run=true"
+                "deleted_terminated=2 deleted_lifetime=1 deleted_idle=2 deregistered_ghosts=1 kept=0 requeued=0 reconciled=0 redelivered=0 failed=0 dry_run=true"
             ),
             "{out}"
         );
@@ -343,7 +343,7 @@ async fn a_job_whose_container_died_before_it_started_gets_another_runner() {
         ctx.expect_log("sweep groups=").await;
         assert!(
             ctx.sweep_summary().contains(
-                "deleted_terminated=2 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=1 reconciled=0 failed=0"
+                "deleted_terminated=2 deleted_lifetime=0 deleted_idle=0 deregistered_ghosts=0 kept=0 requeued=1 reconciled=0 redelivered=0 failed=0"
             ),
             "{}",
             ctx.sweep_summary()
@@ -409,7 +409,7 @@ async fn a_delivery_github_never_made_is_reconciled_once() {
         ctx.sweep().await;
         ctx.expect_log("sweep.reconciled runner=aci-runner-7001 repository=octo-org/octo-repo job=7001")
             .await;
-        ctx.expect_log("requeued=0 reconciled=1 failed=0").await;
+        ctx.expect_log("requeued=0 reconciled=1 redelivered=0 failed=0").await;
         {
             let gh = ctx.github();
             let calls = (gh.c.count("list-runs"), gh.c.count("list-jobs"));
@@ -422,8 +422,57 @@ async fn a_delivery_github_never_made_is_reconciled_once() {
 
         // The next sweep: nothing changed at GitHub (answered 304), and the job has its group.
         ctx.sweep().await;
-        ctx.expect_log("requeued=0 reconciled=0 failed=0").await;
+        ctx.expect_log("requeued=0 reconciled=0 redelivered=0 failed=0").await;
         assert_eq!(ctx.github().not_modified, 2, "runs and jobs both answered 304");
+        ctx.expect_queued(0);
+    })
+    .await;
+}
+
+/// Issue 13's soak found a waiting request asked for again on every sweep: the job is queued and
+/// has no group while its request waits for room, so reconciliation took it for a lost delivery.
+#[tokio::test]
+async fn a_job_whose_request_waits_for_room_is_not_asked_for_again() {
+    let world = World::new()
+        .setting("MAX_RUNNERS", "1")
+        .setting("ALLOWED_REPOSITORIES", "Codertocat/Hello-World")
+        .arm(|arm| arm.seed("aci-runner-1", true, "Succeeded", Some("Running"), &common::minutes_ago(1)))
+        .github(|gh| {
+            gh.listed_jobs.push(common::fakes::ListedJob {
+                scope: "repos/Codertocat/Hello-World".into(),
+                ..listed(7101, 71, &["self-hosted", "aci"], 10, "queued")
+            });
+            gh.job(7101, "queued")
+        });
+    run_test(world, async |ctx| {
+        ctx.deliver(queued(7101)).await.expect_status(202);
+        assert_eq!(ctx.invoke_batch().await, [500], "waits for room");
+        ctx.expect_log("provision.waiting op=create runner=aci-runner-7101 attempt=1").await;
+
+        // Sweeps while it waits: the job is queued, old enough, without a group, and not ours to
+        // ask for again.
+        for _ in 0..3 {
+            ctx.sweep().await;
+            ctx.expect_log("requeued=0 reconciled=0 redelivered=0 failed=0").await;
+        }
+        ctx.expect_queued(1);
+
+        // GitHub redelivers the webhook: the copy is dropped on its first try.
+        ctx.deliver(queued(7101)).await.expect_status(202);
+        let mut statuses = ctx.invoke_batch().await;
+        statuses.sort();
+        assert_eq!(statuses, [200, 500], "the copy is dropped, the original waits on");
+        ctx.expect_log(
+            "provision op=create runner=aci-runner-7101 attempt=1 result=\"dropped: a request for this runner is already waiting here\"",
+        )
+        .await;
+        ctx.expect_queued(1);
+
+        // Room: the one request left makes the one runner.
+        ctx.arm().fail("aci-runner-1");
+        assert_eq!(ctx.invoke_batch().await, [200]);
+        ctx.arm().expect_groups(["aci-runner-1", "aci-runner-7101"]);
+        assert_eq!(ctx.github().c.count("jit"), 1);
         ctx.expect_queued(0);
     })
     .await;

@@ -734,3 +734,103 @@ async fn subnet_and_org_scope_shape_the_request() {
     })
     .await;
 }
+
+/// Issue 13's soak found a create at the cap reading every live group, and one failed read
+/// failing the whole try: a waiting job cost ARM over a thousand calls.
+#[tokio::test]
+async fn at_the_cap_a_batch_reads_each_group_once_and_a_failed_read_counts_as_live() {
+    const JOBS: [u64; 4] = [601, 602, 603, 604];
+    let world = World::new()
+        .setting("MAX_RUNNERS", "3")
+        .arm(|arm| {
+            // Four live groups (one made by hand past the cap, say) against a cap of three.
+            arm.seed("aci-runner-1", true, "Succeeded", Some("Running"), "2026-11-28T10:00:00Z")
+                .seed("aci-runner-2", true, "Succeeded", Some("Running"), "2026-11-28T10:01:00Z")
+                .seed("aci-runner-3", true, "Succeeded", Some("Running"), "2026-11-28T10:02:00Z")
+                .seed("aci-runner-4", true, "Succeeded", Some("Running"), "2026-11-28T10:03:00Z");
+            arm.c.faults.push(Fault {
+                only: Some("aci-runner-2"),
+                op: "get",
+                times: 100,
+                resp: Resp::json(503, json!({"error": {"code": "ServiceUnavailable", "message": "busy"}})),
+            });
+            arm
+        })
+        .github(|gh| {
+            for job in JOBS {
+                gh.job(job, "queued");
+            }
+            gh
+        });
+    run_test(world, async |ctx| {
+        for job in JOBS {
+            ctx.deliver(queued(job)).await.expect_status(202);
+        }
+        assert_eq!(ctx.invoke_batch().await, [500; 4], "all wait: the cap is reached");
+        // aci-runner-1 read live, aci-runner-2's read failed (live, for the cap), aci-runner-3
+        // read live: the cap is certain and aci-runner-4 is never read.
+        {
+            let arm = ctx.arm();
+            assert_eq!(arm.c.count("list"), 4);
+            let reads_of = |name: &str| arm.reads.iter().filter(|n| *n == name).count();
+            assert_eq!(reads_of("aci-runner-4"), 0, "{:?}", arm.reads);
+            assert_eq!(reads_of("aci-runner-1"), 1, "one read for the batch: {:?}", arm.reads);
+            assert_eq!(reads_of("aci-runner-3"), 1, "one read for the batch: {:?}", arm.reads);
+        }
+        ctx.expect_log("why=\"MAX_RUNNERS reached (3 of 3 live)\"").await;
+        assert!(
+            !ctx.logs().contains("provision.retry"),
+            "a failed read fails no try:\n{}",
+            ctx.logs()
+        );
+        ctx.expect_queued(4);
+
+        // Two containers exit (the list still shows their groups `Succeeded`): the next batch
+        // finds the room by reading again, and one job gets it.
+        ctx.arm()
+            .container_exits("aci-runner-1", "Succeeded")
+            .container_exits("aci-runner-3", "Failed");
+        let statuses = ctx.invoke_batch().await;
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}\n{}", ctx.logs());
+        assert_eq!(ctx.github().c.count("jit"), 1);
+        ctx.expect_queued(3);
+        ctx.expect_poisoned(0);
+    })
+    .await;
+}
+
+/// GitHub's secondary limit on runner registrations: "continuing to make requests while you are
+/// rate limited may result in the banning of your integration". One refusal holds back every
+/// registration of the instance for a minute; the creates wait on the queue meanwhile.
+#[tokio::test]
+async fn a_refusal_by_githubs_secondary_limit_holds_back_registrations() {
+    let world = World::new().github(|gh| {
+        gh.c.faults.push(Fault {
+            only: None,
+            op: "jit",
+            times: 1,
+            resp: Resp::json(
+                403,
+                json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
+            )
+            .with_header("retry-after", "60"),
+        });
+        gh.job(701, "queued").job(702, "queued")
+    });
+    run_test(world, async |ctx| {
+        ctx.deliver(queued(701)).await.expect_status(202);
+        assert_eq!(ctx.invoke_batch().await, [500]);
+        ctx.expect_log("provision.waiting op=create runner=aci-runner-701 attempt=1 why=\"GitHub's rate limit: github.generate-jitconfig: api.github.test: HTTP 403: You have exceeded a secondary rate limit")
+            .await;
+
+        ctx.deliver(queued(702)).await.expect_status(202);
+        assert_eq!(ctx.invoke_batch().await, [500, 500], "both wait");
+        ctx.expect_log("provision.waiting op=create runner=aci-runner-702 attempt=1 why=\"GitHub's rate limit: github.generate-jitconfig: held back: GitHub's secondary limit on runner registrations leaves no turn for")
+            .await;
+        assert_eq!(ctx.github().c.count("jit"), 1, "no registration sent during the pause");
+        ctx.arm().expect_groups([]);
+        ctx.expect_queued(2);
+        ctx.expect_poisoned(0);
+    })
+    .await;
+}

@@ -28,6 +28,8 @@ MUTATIONS = [
     ("infra/main.bicep", "enableRbacAuthorization: true", "enableRbacAuthorization: false", "enableRbacAuthorization: true"),
     ("infra/main.bicep", "      name: 'custom'\n      version: '1.0'", "      name: 'python'\n      version: '3.11'", "runtime.name must be 'custom'"),
     ("infra/modules/runner-access.bicep", "  'Microsoft.ContainerInstance/containerGroups/delete'\n", "  'Microsoft.ContainerInstance/containerGroups/delete'\n  'Microsoft.ContainerInstance/*'\n", "custom role actions"),
+    ("infra/modules/app-key-sign.bicep", "  'Microsoft.KeyVault/vaults/keys/sign/action'\n", "  'Microsoft.KeyVault/vaults/keys/sign/action'\n  'Microsoft.KeyVault/vaults/keys/decrypt/action'\n", "sign role data actions"),
+    ("infra/modules/app-key-sign.bicep", "  scope: appKey\n", "  scope: vault\n", "assigned at the scope of the one key"),
     ("infra/modules/network.bicep", "serviceName: 'Microsoft.ContainerInstance/containerGroups'", "serviceName: 'Microsoft.App/environments'", "delegated to Microsoft.ContainerInstance/containerGroups"),
     ("infra/modules/network.bicep", "  name: vnetName\n  location", "  name: vnetName\n  location: location\n  bad: [\n  location", "syntax error"),
     ("infra/main.bicep", "name: guid(vault.id, identity.id, roleIds.keyVaultSecretsUser)", "name: guid(vault.id, identity.properties.principalId, roleIds.keyVaultSecretsUser)", "must be known at the start of the deployment"),

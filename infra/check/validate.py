@@ -78,6 +78,7 @@ KNOWN_API_VERSIONS = {
     "Microsoft.Storage/storageAccounts/queueServices": {"2023-05-01"},
     "Microsoft.Storage/storageAccounts/queueServices/queues": {"2023-05-01"},
     "Microsoft.KeyVault/vaults": {"2023-07-01"},
+    "Microsoft.KeyVault/vaults/keys": {"2023-07-01"},
     "Microsoft.Authorization/roleAssignments": {"2022-04-01"},
     "Microsoft.Authorization/roleDefinitions": {"2022-04-01"},
     "Microsoft.OperationalInsights/workspaces": {"2023-09-01"},
@@ -109,6 +110,8 @@ CONTAINER_GROUP_ACTIONS = {
     "Microsoft.Resources/subscriptions/resourceGroups/read",
 }
 SUBNET_JOIN_ACTIONS = {"Microsoft.Network/virtualNetworks/subnets/join/action"}
+# GitHub App mode: the identity signs with the App's key and does nothing else with keys.
+APP_KEY_DATA_ACTIONS = {"Microsoft.KeyVault/vaults/keys/sign/action"}
 
 # DESIGN.md "Settings" at the time of writing; DESIGN.md itself is read too when found.
 DESIGN_SETTINGS = [
@@ -752,6 +755,33 @@ def check_runner_roles(modules: dict[str, Bicep]) -> None:
             fail(f"{mod.rel}: custom role actions {sorted(found)} != {sorted(want)}")
         else:
             ok(f"{mod.rel}: custom role grants exactly {len(want)} action(s)")
+
+    sign = by_file.get("app-key-sign.bicep")
+    if sign is None:
+        fail("infra/modules/app-key-sign.bicep: not used by main.bicep")
+    else:
+        found = set()
+        for name, decl in sign.decls["resource"].items():
+            tstr = sign.type_string(decl)
+            if tstr.startswith("Microsoft.Authorization/roleDefinitions@"):
+                body = props(sign, props(sign, sign.body(decl)).get("properties"))
+                perms = sign.text(body.get("permissions"))
+                if "signDataActions" not in perms:
+                    fail(f"{sign.rel}: the custom role's dataActions must be signDataActions")
+                if "resourceGroup().id" not in sign.text(body.get("assignableScopes")):
+                    fail(f"{sign.rel}: custom role must be assignable only in its resource group")
+                for perm in (literal(sign, body.get("permissions")) or []):
+                    if perm.get("actions"):
+                        fail(f"{sign.rel}: the sign role must grant no control-plane actions")
+            if tstr.startswith("Microsoft.Authorization/roleAssignments@"):
+                if "scope: appKey" not in sign.text(decl):
+                    fail(f"{sign.rel}: the sign role must be assigned at the scope of the one key")
+        var = sign.decls["var"].get("signDataActions")
+        found = set(literal(sign, var.named_children[-1]) or []) if var is not None else set()
+        if found != APP_KEY_DATA_ACTIONS:
+            fail(f"{sign.rel}: sign role data actions {sorted(found)} != {sorted(APP_KEY_DATA_ACTIONS)}")
+        else:
+            ok(f"{sign.rel}: the App key role grants only keys/sign, on the one key")
 
     net = by_file.get("network.bicep")
     if net is None:

@@ -1,4 +1,5 @@
-//! Key Vault secrets on the official SDK (`azure_security_keyvault_secrets`), cached.
+//! Key Vault on the official SDK: secrets (`azure_security_keyvault_secrets`), cached, and a
+//! key's `sign` operation (`azure_security_keyvault_keys`) for the GitHub App's JWT.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -6,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::ClientOptions;
+use azure_security_keyvault_keys::models::{SignParameters, SignatureAlgorithm};
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 
 use super::sdk_error;
@@ -166,6 +169,70 @@ impl Store {
             op: OP,
             message: format!("secret {name} has no value"),
             transient: false,
+        })
+    }
+}
+
+/// A Key Vault key used only through its `sign` operation (`azure_security_keyvault_keys`, on
+/// the same pipeline options and credential as the secrets): the private key never leaves the
+/// vault and is never read. The identity needs `keys/sign` on this key and nothing else.
+pub struct KeySigner {
+    client: KeyClient,
+    host: String,
+    key_name: String,
+}
+
+/// A SHA-256 digest is 32 bytes; Key Vault refuses RS256 over anything else.
+pub const SHA256_LEN: usize = 32;
+
+impl KeySigner {
+    pub fn new(vault_url: &str, key_name: &str, credential: Arc<dyn TokenCredential>, options: ClientOptions) -> anyhow::Result<Self> {
+        let client = KeyClient::new(
+            &format!("{}/", vault_url.trim_end_matches('/')),
+            credential,
+            Some(KeyClientOptions {
+                client_options: options,
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| anyhow::anyhow!("KEY_VAULT_URL: {e}"))?;
+        Ok(KeySigner {
+            client,
+            host: vault_host(vault_url),
+            key_name: key_name.to_string(),
+        })
+    }
+
+    pub fn key_name(&self) -> &str {
+        &self.key_name
+    }
+
+    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) over `digest`, the SHA-256 of what is signed, by
+    /// the key's current version: the raw signature bytes, as a JWS carries them.
+    pub async fn sign_rs256(&self, digest: &[u8]) -> Result<Vec<u8>, CallError> {
+        const OP: &str = "keyvault.sign";
+        if digest.len() != SHA256_LEN {
+            return Err(CallError::Other {
+                op: OP,
+                message: format!("a SHA-256 digest is {SHA256_LEN} bytes, not {}", digest.len()),
+                transient: false,
+            });
+        }
+        let params = SignParameters {
+            algorithm: Some(SignatureAlgorithm::Rs256),
+            value: Some(digest.to_vec()),
+        };
+        let body = params.try_into().map_err(|e| sdk_error(OP, &self.host, e))?;
+        let resp = self
+            .client
+            .sign(&self.key_name, body, None)
+            .await
+            .map_err(|e| sdk_error(OP, &self.host, e))?;
+        let result = resp.into_model().map_err(|e| sdk_error(OP, &self.host, e))?;
+        result.result.filter(|s| !s.is_empty()).ok_or_else(|| CallError::Other {
+            op: OP,
+            message: format!("{}: key {} gave no signature", self.host, self.key_name),
+            transient: true,
         })
     }
 }

@@ -34,6 +34,9 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    for id in report.redelivered.iter().flatten() {
+        let _ = writeln!(out, "{:<10} App webhook delivery {id}: its delivery failed", "redeliver");
+    }
     for f in &report.read_failures {
         let _ = writeln!(out, "read failed: {f}");
     }

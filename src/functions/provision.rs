@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use super::{App, QUEUE_TRIGGER};
 use crate::azure::arm::Group;
+use crate::github::Credential;
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
 use crate::rules::admission::{Limits, Refusal, Seen};
-use crate::rules::group::{container_group_body, is_managed, made_for, tag, target_name};
+use crate::rules::capacity::Tally;
+use crate::rules::group::{container_group_body, created_at, is_managed, made_for, tag, target_name};
 use crate::rules::jobs::still_queued;
 use crate::rules::names;
 use crate::rules::request::{Create, Origin, Release, Request};
@@ -31,6 +33,8 @@ enum Done {
     Created,
     Exists,
     UnderWay,
+    /// Another request for the same runner is waiting here for room.
+    Duplicate,
     DryRun,
     JobNotQueued(String),
     RunCompleted(String),
@@ -50,6 +54,7 @@ impl std::fmt::Display for Done {
             Done::Created => f.write_str("created"),
             Done::Exists => f.write_str("exists"),
             Done::UnderWay => f.write_str("exists: another invocation here is creating it"),
+            Done::Duplicate => f.write_str("dropped: a request for this runner is already waiting here"),
             Done::DryRun => f.write_str("dry-run"),
             Done::JobNotQueued(status) => write!(f, "dropped: job is {status}, no longer queued"),
             Done::RunCompleted(status) => write!(f, "dropped: run is {status}"),
@@ -113,6 +118,21 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     }
     let runner = request.runner().to_string();
     let attempt = item.dequeue_count;
+    let is_create = matches!(request, Request::Create(_));
+    // A copy of a request waiting here (a sweep's reconciliation or a redelivered webhook that
+    // asked again for a job whose create waits for room) would only wait beside it.
+    if is_create && attempt == 1 && app.waiting.is_waiting(&runner, (app.clock)()) {
+        log::info(
+            "provision",
+            &[
+                ("op", &request.op()),
+                ("runner", &runner),
+                ("attempt", &attempt),
+                ("result", &Done::Duplicate),
+            ],
+        );
+        return Outcome::Done(InvokeResponse::default());
+    }
     let work = async {
         match &request {
             Request::Create(c) => create(app, c, attempt).await,
@@ -126,6 +146,13 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
         )))
     });
     let op = request.op();
+    if is_create {
+        match &result {
+            Err(Failure::Wait(_)) => app.waiting.waited(&runner, (app.clock)()),
+            Err(Failure::Retry(_)) => {}
+            Ok(_) | Err(Failure::Drop(_)) => app.waiting.ended(&runner),
+        }
+    }
     match result {
         Ok(done) => {
             let mut line = vec![
@@ -166,31 +193,36 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
 
 /// Groups of ours that count against `MAX_RUNNERS` (managed, named with our prefix, not
 /// terminated or failed), and how many of them were made for `repository`. The list has no
-/// instance view, so when the list alone says a cap is reached, each candidate's state is read
-/// before refusing.
-async fn live_groups(app: &App, listed: &[Group], repository: &str) -> Result<(usize, usize), CallError> {
+/// instance view, so when the list alone says a cap is reached, groups are read (oldest first,
+/// a read shared by the creates whose lists came before it: [`super::liveness`]) until there is
+/// room or the cap is certain ([`Tally`]). A group that could not be read counts as live: a
+/// failed read neither passes the cap nor fails the try.
+async fn live_groups(app: &App, listed: &[Group], list_started: Instant, repository: &str) -> (usize, usize) {
     let cfg = &app.cfg;
-    let candidates: Vec<&Group> = listed
+    let mut candidates: Vec<&Group> = listed
         .iter()
         .filter(|g| is_managed(&g.tags) && names::is_ours(&cfg.name_prefix, &g.name) && !g.terminal())
         .collect();
     let mine = |g: &Group| g.tags.get(tag::REPOSITORY).is_some_and(|r| r.eq_ignore_ascii_case(repository));
     let in_repository = candidates.iter().filter(|g| mine(g)).count();
-    let at_cap =
-        candidates.len() >= cfg.max_runners as usize || cfg.max_runners_per_repository.is_some_and(|share| in_repository >= share as usize);
-    if !at_cap {
-        return Ok((candidates.len(), in_repository));
+    let share = cfg.max_runners_per_repository.map(|n| n as usize);
+    let mut tally = Tally::new(candidates.len(), in_repository, cfg.max_runners as usize, share);
+    if tally.settled() {
+        return tally.counts();
     }
-    let (mut live, mut live_in_repository) = (0, 0);
+    app.liveness.keep_only(&listed.iter().map(|g| g.name.as_str()).collect::<Vec<_>>());
+    // Oldest first: the likeliest to have finished.
+    candidates.sort_by_key(|g| created_at(&g.tags, g.created));
     for g in candidates {
-        if let Some(full) = app.arm.get_group(&g.name).await? {
-            if !full.terminal() {
-                live += 1;
-                live_in_repository += usize::from(mine(g));
-            }
+        if tally.settled() {
+            break;
         }
+        let read = app.liveness.live(&g.name, list_started, || async {
+            Ok::<_, CallError>(app.arm.get_group(&g.name).await?.is_some_and(|f| !f.terminal()))
+        });
+        tally.read(mine(g), read.await.unwrap_or(true));
     }
-    Ok((live, live_in_repository))
+    tally.counts()
 }
 
 /// While a create waits (capacity, an old group in the way), whether its job is still queued is
@@ -201,7 +233,7 @@ pub const STATUS_EVERY: u32 = 15;
 
 /// Is what the request was made for still waiting for a runner? A webhook job still queued, or
 /// a workflow-step request's run not completed (its runner serves later jobs of the run).
-async fn still_wanted(app: &App, pat: &Secret, c: &Create) -> Result<Result<(), Done>, Failure> {
+async fn still_wanted(app: &App, pat: &Credential, c: &Create) -> Result<Result<(), Done>, Failure> {
     Ok(match (c.origin, c.job) {
         (Origin::Webhook, Some(job)) => match app.github.job_status(pat, &c.repository, job).await? {
             Some(s) if still_queued(&s) => Ok(()),
@@ -219,7 +251,7 @@ async fn still_wanted(app: &App, pat: &Secret, c: &Create) -> Result<Result<(), 
 /// - ended (the container exited, or ARM failed to make it) while its job is still queued: it
 ///   will never run that job; delete it, wait for it to go, then make a new one;
 /// - anything else (creating, pending, running): it is the job's runner.
-async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &mut bool) -> Result<Done, Failure> {
+async fn existing(app: &App, pat: &Credential, c: &Create, listed: &Group, asked: &mut bool) -> Result<Done, Failure> {
     if listed.deleting() {
         return Err(Failure::Wait(
             "an earlier group of this name is being deleted; a new one follows once it is gone".into(),
@@ -264,11 +296,7 @@ async fn existing(app: &App, pat: &Secret, c: &Create, listed: &Group, asked: &m
 
 async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app
-        .secrets
-        .get(&cfg.pat_secret_name)
-        .await
-        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&c.repository);
     let group_id = cfg.scope.runner_group_id();
     // A retried message may be stale: the job may have started elsewhere or been cancelled.
@@ -287,7 +315,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         return existing(app, &pat, c, g, &mut asked).await;
     }
     let listed: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
-    let (live, live_in_repository) = live_groups(app, &groups, &c.repository).await?;
+    let (live, live_in_repository) = live_groups(app, &groups, list_started, &c.repository).await;
     let max = cfg.max_runners as usize;
     let seen = Seen {
         listed: &listed,
@@ -372,11 +400,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
 
 async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app
-        .secrets
-        .get(&cfg.pat_secret_name)
-        .await
-        .map_err(|e| Failure::Retry(format!("GITHUB_PAT_SECRET_NAME: {e}")))?;
+    let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&r.repository);
 
     let group = app.arm.get_group(&r.runner).await?;

@@ -10,7 +10,7 @@ use super::{App, QUEUE_OUTPUT};
 use crate::azure::arm::Group;
 use crate::clock::parse_rfc3339;
 use crate::config::Scope;
-use crate::github::Runner;
+use crate::github::{Credential, Runner};
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
@@ -21,7 +21,6 @@ use crate::rules::reconcile::{self, ListedJob};
 use crate::rules::request::{Create, Request};
 use crate::rules::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
 use crate::rules::timeline::{self, Size};
-use crate::secret::Secret;
 use crate::target::valid_repository;
 use crate::target::Target;
 
@@ -68,6 +67,9 @@ pub struct Report {
     pub requeue: Vec<Create>,
     /// Runner requests for queued jobs no delivery asked for (a delivery GitHub failed to make).
     pub reconciled: Vec<Create>,
+    /// App webhook deliveries asked for again: their first delivery failed. `None` in PAT
+    /// mode, where there is no App webhook (the summary line says `redelivered=0`).
+    pub redelivered: Option<Vec<u64>>,
     pub dry_run: bool,
 }
 
@@ -87,7 +89,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let kept = self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Kept(_))).count();
         format!(
-            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={} failed={} dry_run={}",
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={} redelivered={} failed={} dry_run={}",
             self.groups_seen,
             self.runners_seen,
             self.count(Reason::Terminated),
@@ -97,6 +99,7 @@ impl Report {
             kept,
             self.requeue.len(),
             self.reconciled.len(),
+            self.redelivered.as_ref().map_or(0, Vec::len),
             self.failed(),
             self.dry_run
         )
@@ -170,10 +173,10 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         .collect();
     let mut unlisted: HashSet<String> = HashSet::new();
     let mut runners: Vec<RunnerView> = Vec::new();
-    let pat = match app.secrets.get(&cfg.pat_secret_name).await {
+    let pat = match app.github_credential().await {
         Ok(p) => Some(p),
         Err(e) => {
-            report.read_failures.push(format!("GITHUB_PAT_SECRET_NAME: {e}"));
+            report.read_failures.push(e);
             unlisted.extend(targets.iter().cloned());
             None
         }
@@ -307,8 +310,11 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             jobs.extend(found);
             report.read_failures.extend(failures);
         }
+        // Taken: every group's name, what was requeued above, and the requests waiting here
+        // for room (their job is queued and has no group, but a runner is on its way).
         let mut taken = all_names;
         taken.extend(report.requeue.iter().map(|c| c.runner.clone()));
+        taken.extend(app.waiting.names((app.clock)()));
         for c in reconcile::select(&jobs, &taken, (app.clock)(), cfg.reconcile_after, cfg) {
             log::info(
                 if dry_run { "sweep.would-reconcile" } else { "sweep.reconciled" },
@@ -316,6 +322,13 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             );
             report.reconciled.push(c);
         }
+    }
+
+    // 8. App mode: the App webhook's failed deliveries, delivered again.
+    if let Some(auth) = &app.github_app {
+        let (redelivered, failures) = super::redeliver::failed_deliveries(app, auth, dry_run).await;
+        report.redelivered = Some(redelivered);
+        report.read_failures.extend(failures);
     }
     report
 }
@@ -338,7 +351,7 @@ fn log_deleted_groups(app: &App, report: &Report, groups: &[Group]) {
 
 /// The jobs of a repository's runs that are not completed: one conditional call for the runs,
 /// one per such run for its jobs.
-async fn queued_jobs(app: &App, pat: &Secret, repository: String) -> (Vec<ListedJob>, Vec<String>) {
+async fn queued_jobs(app: &App, pat: &Credential, repository: String) -> (Vec<ListedJob>, Vec<String>) {
     let runs = match app.github.active_runs(pat, &repository).await {
         Ok(r) => r,
         Err(e) => return (vec![], vec![e.to_string()]),
@@ -361,7 +374,7 @@ async fn queued_jobs(app: &App, pat: &Secret, repository: String) -> (Vec<Listed
     (jobs, failures)
 }
 
-async fn job_still_queued(app: &App, pat: &Secret, c: Create) -> (Create, Result<bool, CallError>) {
+async fn job_still_queued(app: &App, pat: &Credential, c: Create) -> (Create, Result<bool, CallError>) {
     let status = app.github.job_status(pat, &c.repository, c.job.unwrap_or(0)).await;
     (c, status.map(|s| s.as_deref().is_some_and(still_queued)))
 }
@@ -370,21 +383,28 @@ async fn state_of(app: &App, g: Group) -> (Option<Group>, Option<String>) {
     if g.terminal() {
         return (Some(g), None);
     }
+    let began = std::time::Instant::now();
     match app.arm.get_group(&g.name).await {
-        Ok(Some(full)) => (Some(Group { tags: g.tags, ..full }), None),
-        Ok(None) => (None, None),
+        Ok(Some(full)) => {
+            app.liveness.record(&g.name, !full.terminal(), began);
+            (Some(Group { tags: g.tags, ..full }), None)
+        }
+        Ok(None) => {
+            app.liveness.record(&g.name, false, began);
+            (None, None)
+        }
         Err(e) => (Some(g), Some(e.to_string())),
     }
 }
 
-async fn runners_of(app: &App, pat: &Secret, t: String) -> (String, Result<Vec<Runner>, CallError>) {
+async fn runners_of(app: &App, pat: &Credential, t: String) -> (String, Result<Vec<Runner>, CallError>) {
     let result = app.github.list_runners(pat, Target::named(&app.cfg.scope, &t)).await;
     (t, result)
 }
 
 /// Does what a ghost was made for still need it? A webhook runner's job still queued, or a
 /// workflow-step runner's run not yet completed. A name we cannot read back counts as needed.
-async fn still_needed_by(app: &App, pat: &Secret, r: RunnerView) -> (String, Result<bool, CallError>) {
+async fn still_needed_by(app: &App, pat: &Credential, r: RunnerView) -> (String, Result<bool, CallError>) {
     let needed = match names::parse(&app.cfg.name_prefix, &r.name) {
         Some(Name::Job(job)) => app
             .github
@@ -401,12 +421,12 @@ async fn still_needed_by(app: &App, pat: &Secret, r: RunnerView) -> (String, Res
     (r.name, needed)
 }
 
-async fn execute(app: &App, pat: Option<&Secret>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
+async fn execute(app: &App, pat: Option<&Credential>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
     let e = execute_one(app, pat, &d, dry_run).await;
     (d, e)
 }
 
-async fn execute_one(app: &App, pat: Option<&Secret>, d: &Deletion, dry_run: bool) -> Ended {
+async fn execute_one(app: &App, pat: Option<&Credential>, d: &Deletion, dry_run: bool) -> Ended {
     if dry_run {
         log::info("sweep.would-delete", &[("plan", &describe(d))]);
         return Ended::DryRun;

@@ -1,18 +1,39 @@
 //! The GitHub side: the REST client (JIT runner configs, runners, jobs; concrete, base URL
-//! injected), webhook deliveries ([`webhook`]) and Actions OIDC tokens ([`oidc`]).
+//! injected; registrations paced under GitHub's secondary limit by [`pace`]), with the PAT or
+//! a GitHub App's installation tokens ([`app`]), webhook deliveries
+//! ([`webhook`]) and Actions OIDC tokens ([`oidc`]).
 
+pub mod app;
 pub mod oidc;
+pub mod pace;
 pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
-use reqwest::{Client, Method, RequestBuilder};
+use reqwest::{Client, Method, RequestBuilder, Response};
 use serde::Deserialize;
 
 use crate::http::{self, CallError, RetryPolicy};
 use crate::secret::Secret;
 use crate::target::Target;
+
+pub use app::Access;
+
+/// Who the calls are made as: the PAT, or the GitHub App (an installation token per owner and
+/// per [`Access`], made and cached by [`app::AppAuth`]).
+#[derive(Clone)]
+pub enum Credential {
+    Pat(Secret),
+    App(Arc<app::AppAuth>),
+}
+
+impl From<Secret> for Credential {
+    fn from(pat: Secret) -> Self {
+        Credential::Pat(pat)
+    }
+}
 
 /// The API path of a target: `/repos/{owner}/{name}` or `/orgs/{org}`, each part
 /// percent-encoded so no name can reach another path.
@@ -56,7 +77,13 @@ pub struct GitHub {
     /// Conditional GETs: path → (ETag, body) of the last 200. A 304 answer to `If-None-Match`
     /// does not count against the rate limit.
     etags: Arc<Mutex<HashMap<String, (String, bytes::Bytes)>>>,
+    /// Registrations of the last minute, against `jit_per_minute` (0: no pacing).
+    jit_window: Arc<Mutex<pace::Window>>,
+    jit_per_minute: usize,
 }
+
+/// GitHub's secondary limit on `generate-jitconfig`: 900 points a minute, 5 a POST.
+pub const DEFAULT_JIT_PER_MINUTE: usize = 180;
 
 /// The most answers kept for conditional GETs; past it the cache starts over.
 const ETAG_CACHE_MAX: usize = 4096;
@@ -68,20 +95,30 @@ impl GitHub {
             base: base.trim_end_matches('/').to_string(),
             retry,
             etags: Default::default(),
+            jit_window: Default::default(),
+            jit_per_minute: DEFAULT_JIT_PER_MINUTE,
         }
     }
 
+    /// At most `n` registrations in any minute from this client, and a pause after GitHub
+    /// refuses one (`GITHUB_JIT_PER_MINUTE`; 0: no pacing, a refusal is left to the queue).
+    pub fn with_jit_per_minute(mut self, n: usize) -> Self {
+        self.jit_per_minute = n;
+        self
+    }
+
     /// A GET that sends the last answer's ETag and, on 304, returns that answer again.
-    async fn get_conditional(&self, op: &'static str, path: &str, pat: &Secret) -> Result<bytes::Bytes, CallError> {
+    async fn get_conditional(&self, op: &'static str, path: &str, cred: &Credential, on: Target<'_>) -> Result<bytes::Bytes, CallError> {
         let cached = self.etags.lock().unwrap_or_else(PoisonError::into_inner).get(path).cloned();
-        let resp = http::send(op, &self.retry, &[304], || async {
-            let mut r = self.request(Method::GET, path, pat);
-            if let Some((etag, _)) = &cached {
-                r = r.header("If-None-Match", etag);
-            }
-            Ok(r)
-        })
-        .await?;
+        let resp = self
+            .send_as(op, cred, on, Access::Actions, &[304], |token| {
+                let mut r = self.request(Method::GET, path, token);
+                if let Some((etag, _)) = &cached {
+                    r = r.header("If-None-Match", etag);
+                }
+                r
+            })
+            .await?;
         if resp.status().as_u16() == 304 {
             if let Some((_, body)) = cached {
                 return Ok(body);
@@ -105,11 +142,10 @@ impl GitHub {
 
     /// The ids of a repository's workflow runs that are not completed, among its 100 most
     /// recent (a conditional request: unchanged, it costs no rate limit).
-    pub async fn active_runs(&self, pat: &Secret, repository: &str) -> Result<Vec<u64>, CallError> {
+    pub async fn active_runs(&self, pat: &Credential, repository: &str) -> Result<Vec<u64>, CallError> {
         const OP: &str = "github.list-runs";
-        let body = self
-            .get_conditional(OP, &format!("{}/actions/runs?per_page=100", repo_path(repository)), pat)
-            .await?;
+        let path = format!("{}/actions/runs?per_page=100", repo_path(repository));
+        let body = self.get_conditional(OP, &path, pat, Target::Repo(repository)).await?;
         let list: RunList = parse(OP, &body)?;
         Ok(list
             .workflow_runs
@@ -120,12 +156,40 @@ impl GitHub {
     }
 
     /// The jobs of a run's latest attempt (conditional, as [`GitHub::active_runs`]).
-    pub async fn run_jobs(&self, pat: &Secret, repository: &str, run_id: u64) -> Result<Vec<Job>, CallError> {
+    pub async fn run_jobs(&self, pat: &Credential, repository: &str, run_id: u64) -> Result<Vec<Job>, CallError> {
         const OP: &str = "github.list-jobs";
         let path = format!("{}/actions/runs/{run_id}/jobs?filter=latest&per_page=100", repo_path(repository));
-        let body = self.get_conditional(OP, &path, pat).await?;
+        let body = self.get_conditional(OP, &path, pat, Target::Repo(repository)).await?;
         let list: JobList = parse(OP, &body)?;
         Ok(list.jobs)
+    }
+
+    /// Sends as `cred`: with the PAT as it is; with the App, with an installation token for
+    /// `on`'s owner that has `access`. A token GitHub refuses (401: revoked, or expired early)
+    /// is dropped and a new one made, once.
+    async fn send_as(
+        &self,
+        op: &'static str,
+        cred: &Credential,
+        on: Target<'_>,
+        access: Access,
+        accept: &[u16],
+        make: impl Fn(&Secret) -> RequestBuilder,
+    ) -> Result<Response, CallError> {
+        match cred {
+            Credential::Pat(pat) => http::send(op, &self.retry, accept, || async { Ok(make(pat)) }).await,
+            Credential::App(app) => {
+                let token = app.token(on, access).await?;
+                match http::send(op, &self.retry, accept, || async { Ok(make(&token)) }).await {
+                    Err(e) if e.status() == Some(401) => {
+                        app.forget_token(&token);
+                        let token = app.token(on, access).await?;
+                        http::send(op, &self.retry, accept, || async { Ok(make(&token)) }).await
+                    }
+                    other => other,
+                }
+            }
+        }
     }
 
     fn request(&self, method: Method, path: &str, pat: &Secret) -> RequestBuilder {
@@ -144,7 +208,7 @@ impl GitHub {
     /// container starts) and returns its one-job configuration.
     pub async fn generate_jitconfig(
         &self,
-        pat: &Secret,
+        pat: &Credential,
         target: Target<'_>,
         name: &str,
         labels: &[String],
@@ -153,10 +217,29 @@ impl GitHub {
         const OP: &str = "github.generate-jitconfig";
         let path = format!("{}/actions/runners/generate-jitconfig", target_path(&target));
         let body = serde_json::json!({"name": name, "runner_group_id": runner_group_id, "labels": labels, "work_folder": "_work"});
-        let resp = http::send(OP, &self.retry, &[], || async {
-            Ok(self.request(Method::POST, &path, pat).json(&body))
-        })
-        .await?;
+        let window = || self.jit_window.lock().unwrap_or_else(PoisonError::into_inner);
+        let turn = if self.jit_per_minute > 0 {
+            let at = window()
+                .turn(Instant::now(), self.jit_per_minute, pace::WAIT_MAX)
+                .map_err(|wait| CallError::HeldBack { op: OP, wait })?;
+            tokio::time::sleep_until(at.into()).await;
+            Some(at)
+        } else {
+            None
+        };
+        let resp = self
+            .send_as(OP, pat, target, Access::Runners, &[], |t| {
+                self.request(Method::POST, &path, t).json(&body)
+            })
+            .await;
+        if let Some(at) = turn {
+            let mut w = window();
+            w.answered(at, Instant::now());
+            if resp.as_ref().is_err_and(CallError::rate_limited) {
+                w.refused(Instant::now());
+            }
+        }
+        let resp = resp?;
         let a: JitAnswer = http::read_json(OP, resp).await?;
         Ok(JitConfig {
             runner_id: a.runner.id,
@@ -165,31 +248,35 @@ impl GitHub {
     }
 
     /// The runner with exactly this name, if registered.
-    pub async fn runner_by_name(&self, pat: &Secret, target: Target<'_>, name: &str) -> Result<Option<Runner>, CallError> {
+    pub async fn runner_by_name(&self, pat: &Credential, target: Target<'_>, name: &str) -> Result<Option<Runner>, CallError> {
         const OP: &str = "github.find-runner";
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("name", name)
             .append_pair("per_page", "100")
             .finish();
         let path = format!("{}/actions/runners?{query}", target_path(&target));
-        let resp = http::send(OP, &self.retry, &[], || async { Ok(self.request(Method::GET, &path, pat)) }).await?;
+        let resp = self
+            .send_as(OP, pat, target, Access::Runners, &[], |t| self.request(Method::GET, &path, t))
+            .await?;
         let list: RunnerList = http::read_json(OP, resp).await?;
         Ok(list.runners.into_iter().find(|r| r.name == name))
     }
 
     /// Every runner in the target, following `Link: rel="next"`.
-    pub async fn list_runners(&self, pat: &Secret, target: Target<'_>) -> Result<Vec<Runner>, CallError> {
+    pub async fn list_runners(&self, pat: &Credential, target: Target<'_>) -> Result<Vec<Runner>, CallError> {
         const OP: &str = "github.list-runners";
         let mut url = format!("{}{}/actions/runners?per_page=100", self.base, target_path(&target));
         let mut out = Vec::new();
         loop {
             let u = url.clone();
-            let resp = http::send(OP, &self.retry, &[], || async { Ok(self.request_url(Method::GET, &u, pat)) }).await?;
+            let resp = self
+                .send_as(OP, pat, target, Access::Runners, &[], |t| self.request_url(Method::GET, &u, t))
+                .await?;
             let next = next_link(resp.headers().get("link").and_then(|v| v.to_str().ok()));
             let list: RunnerList = http::read_json(OP, resp).await?;
             out.extend(list.runners);
             match next {
-                // The PAT goes only where GITHUB_API_URL points.
+                // The PAT or token goes only where GITHUB_API_URL points.
                 Some(n) if n.starts_with(&format!("{}/", self.base)) => url = n,
                 Some(n) => {
                     return Err(CallError::Other {
@@ -204,10 +291,10 @@ impl GitHub {
     }
 
     /// Deregisters a runner. An absent runner counts as done.
-    pub async fn delete_runner(&self, pat: &Secret, target: Target<'_>, runner_id: u64) -> Result<(), CallError> {
+    pub async fn delete_runner(&self, pat: &Credential, target: Target<'_>, runner_id: u64) -> Result<(), CallError> {
         let path = format!("{}/actions/runners/{runner_id}", target_path(&target));
-        http::send("github.delete-runner", &self.retry, &[404], || async {
-            Ok(self.request(Method::DELETE, &path, pat))
+        self.send_as("github.delete-runner", pat, target, Access::Runners, &[404], |t| {
+            self.request(Method::DELETE, &path, t)
         })
         .await?;
         Ok(())
@@ -231,32 +318,36 @@ impl GitHub {
         })
     }
 
-    /// Can the PAT manage self-hosted runners here? (Listing needs the same rights as
+    /// Can the PAT or App manage self-hosted runners here? (Listing needs the same rights as
     /// registering: repository Administration, or the organization's self-hosted runners.)
-    pub async fn runner_rights(&self, pat: &Secret, target: Target<'_>) -> Result<(), CallError> {
+    pub async fn runner_rights(&self, pat: &Credential, target: Target<'_>) -> Result<(), CallError> {
         let path = format!("{}/actions/runners?per_page=1", target_path(&target));
-        http::send("github.list-runners", &self.retry, &[], || async {
-            Ok(self.request(Method::GET, &path, pat))
+        self.send_as("github.list-runners", pat, target, Access::Runners, &[], |t| {
+            self.request(Method::GET, &path, t)
         })
         .await?;
         Ok(())
     }
 
     /// A job's `status` (`queued`, `in_progress`, `completed`, …), or `None` if it is gone.
-    pub async fn job_status(&self, pat: &Secret, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
-        self.status_of("github.get-job", &format!("{}/actions/jobs/{job_id}", repo_path(repository)), pat)
-            .await
+    pub async fn job_status(&self, pat: &Credential, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
+        let path = format!("{}/actions/jobs/{job_id}", repo_path(repository));
+        self.status_of("github.get-job", &path, pat, repository).await
     }
 
     /// A workflow run's `status` (`queued`, `in_progress`, `completed`, …), or `None` if gone.
-    pub async fn run_status(&self, pat: &Secret, repository: &str, run_id: u64) -> Result<Option<String>, CallError> {
-        self.status_of("github.get-run", &format!("{}/actions/runs/{run_id}", repo_path(repository)), pat)
-            .await
+    pub async fn run_status(&self, pat: &Credential, repository: &str, run_id: u64) -> Result<Option<String>, CallError> {
+        let path = format!("{}/actions/runs/{run_id}", repo_path(repository));
+        self.status_of("github.get-run", &path, pat, repository).await
     }
 
     /// The `status` field of a job or run; `None` when GitHub answers 404.
-    async fn status_of(&self, op: &'static str, path: &str, pat: &Secret) -> Result<Option<String>, CallError> {
-        let resp = http::send(op, &self.retry, &[404], || async { Ok(self.request(Method::GET, path, pat)) }).await?;
+    async fn status_of(&self, op: &'static str, path: &str, pat: &Credential, repository: &str) -> Result<Option<String>, CallError> {
+        let resp = self
+            .send_as(op, pat, Target::Repo(repository), Access::Actions, &[404], |t| {
+                self.request(Method::GET, path, t)
+            })
+            .await?;
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }

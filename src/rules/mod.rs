@@ -6,15 +6,19 @@
 //! - [`request`]: the runner request on the queue;
 //! - [`group`]: the container group body and what its tags mean;
 //! - [`admission`]: which creates go ahead under `MAX_RUNNERS`;
+//! - [`capacity`]: counting live groups at the cap, and the requests waiting for room;
 //! - [`sweep`]: what the sweeper removes, and why;
 //! - [`reconcile`]: which queued jobs no delivery asked a runner for;
+//! - [`redeliver`]: which failed App webhook deliveries to deliver again;
 //! - [`timeline`]: what each delivery, create and deletion logs about a job.
 
 pub mod admission;
+pub mod capacity;
 pub mod group;
 pub mod jobs;
 pub mod names;
 pub mod reconcile;
+pub mod redeliver;
 pub mod request;
 pub mod sweep;
 pub mod timeline;

@@ -16,6 +16,13 @@ pub const SUBSCRIPTION: &str = "00000000-1111-2222-3333-444444444444";
 pub const RESOURCE_GROUP: &str = "rg-runners";
 pub const API_VERSION: &str = "2025-09-01";
 pub const JIT_SUFFIX: &str = "jit-leaktest-5b2e";
+/// The GitHub App of the App-mode tests: its client id, and its private key (tests/data), which
+/// the fake Key Vault holds as the key `github-app-key` and the fake GitHub verifies JWTs with.
+pub const APP_CLIENT_ID: &str = "Iv23liAciRunnersTest";
+pub const APP_KEY_NAME: &str = "github-app-key";
+pub const APP_KEY: &[u8] = include_bytes!("../data/github-app-test-key.der");
+/// Installation tokens the fake hands out start with this (a leak test looks for it).
+pub const APP_TOKEN_PREFIX: &str = "ghs_leaktest_";
 
 /// "Fail the next `times` calls of `op` with `resp`."
 #[derive(Debug, Clone)]
@@ -173,6 +180,13 @@ pub struct FakeRunner {
 #[derive(Debug)]
 pub struct GitHubState {
     pub pat: String,
+    /// GitHub's secondary limit on `generate-jitconfig` (900 points a minute per endpoint, 5 a
+    /// POST: 180), in real time: over it, a 403 "secondary rate limit" with `Retry-After: 60`.
+    pub jit_per_minute: Option<usize>,
+    /// When each JIT config within the last minute was made (for the limit).
+    pub jit_times: std::collections::VecDeque<std::time::Instant>,
+    /// JIT configs refused by the secondary limit.
+    pub jit_refused: usize,
     pub c: Common,
     pub runners: BTreeMap<u64, FakeRunner>,
     /// job id → status, for `GET /repos/…/actions/jobs/{id}`.
@@ -187,6 +201,162 @@ pub struct GitHubState {
     pub listed_jobs: Vec<ListedJob>,
     /// Conditional GETs answered 304.
     pub not_modified: usize,
+    /// The GitHub App's side of GitHub.
+    pub app: FakeApp,
+}
+
+/// A GitHub App as GitHub knows it: where it is installed, with which permissions, the
+/// installation tokens it was given, and its webhook's deliveries.
+#[derive(Debug)]
+pub struct FakeApp {
+    pub client_id: String,
+    /// The App's public key (PKCS#1 DER): JWTs must verify with it.
+    pub public_key: Vec<u8>,
+    /// Owner (lowercase) → installation.
+    pub installations: BTreeMap<String, FakeInstallation>,
+    /// Token → what it is.
+    pub tokens: HashMap<String, FakeToken>,
+    /// How long a new token lives.
+    pub token_lifetime: time::Duration,
+    /// Each token made: (installation id, the permissions asked for).
+    pub tokens_made: Vec<(u64, Value)>,
+    /// JWTs GitHub took (signature, iss and time window all good).
+    pub jwts_accepted: usize,
+    /// Every JWT presented, as sent (leak tests look for them).
+    pub jwts_seen: Vec<String>,
+    /// What refused JWTs were refused for.
+    pub jwts_refused: Vec<String>,
+    pub events: Vec<String>,
+    pub hook_url: Option<String>,
+    /// The webhook's deliveries, oldest first.
+    pub deliveries: Vec<FakeDelivery>,
+    /// Delivery ids redelivery was asked for, in order.
+    pub redelivered: Vec<u64>,
+    next_token: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeInstallation {
+    pub id: u64,
+    pub login: String,
+    pub permissions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeToken {
+    pub installation: u64,
+    pub expires_at: time::OffsetDateTime,
+    pub permissions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeDelivery {
+    pub id: u64,
+    pub guid: String,
+    pub delivered_at: String,
+    pub redelivery: bool,
+    pub status_code: u16,
+    pub event: String,
+    pub action: String,
+}
+
+impl FakeApp {
+    fn new() -> FakeApp {
+        use aws_lc_rs::signature::KeyPair as _;
+        let pair = aws_lc_rs::signature::RsaKeyPair::from_der(APP_KEY).unwrap();
+        FakeApp {
+            client_id: APP_CLIENT_ID.into(),
+            public_key: pair.public_key().as_ref().to_vec(),
+            installations: BTreeMap::new(),
+            tokens: HashMap::new(),
+            token_lifetime: time::Duration::hours(1),
+            tokens_made: vec![],
+            jwts_accepted: 0,
+            jwts_seen: vec![],
+            jwts_refused: vec![],
+            events: vec!["workflow_job".into()],
+            hook_url: Some("https://func-aci-runners.azurewebsites.net/api/github/webhook?code=fn-key-leaktest-0c9a".into()),
+            deliveries: vec![],
+            redelivered: vec![],
+            next_token: 0,
+        }
+    }
+
+    /// The installation of `owner`, if the App is installed there.
+    fn installation_of(&self, owner: &str) -> Option<&FakeInstallation> {
+        self.installations.get(&owner.to_ascii_lowercase())
+    }
+
+    /// Why GitHub would refuse this `Authorization` as an App JWT, if it would: a JWT that
+    /// does not verify with the App's public key, another issuer, `iat` in the future, `exp`
+    /// past or more than 10 minutes after `iat`.
+    fn refuse_jwt(&mut self, authorization: Option<&str>) -> Option<Resp> {
+        if let Some(jwt) = authorization.and_then(|a| a.strip_prefix("Bearer ")) {
+            self.jwts_seen.push(jwt.to_string());
+        }
+        let why = match check_jwt(authorization, &self.public_key, &self.client_id) {
+            Ok(()) => {
+                self.jwts_accepted += 1;
+                return None;
+            }
+            Err(why) => why,
+        };
+        self.jwts_refused.push(why.clone());
+        Some(Resp::json(
+            401,
+            json!({"message": why, "documentation_url": "https://docs.github.com/rest"}),
+        ))
+    }
+}
+
+/// GitHub's checks of an App JWT, with its messages.
+fn check_jwt(authorization: Option<&str>, public_key: &[u8], client_id: &str) -> Result<(), String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let undecodable = || "A JSON web token could not be decoded".to_string();
+    let jwt = authorization.and_then(|a| a.strip_prefix("Bearer ")).ok_or_else(undecodable)?;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [h, p, sig] = parts.as_slice() else { return Err(undecodable()) };
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(undecodable)?;
+    let claims: Value = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(undecodable)?;
+    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| undecodable())?;
+    if header["alg"] != "RS256" {
+        return Err(undecodable());
+    }
+    let key = aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, public_key);
+    if key.verify(format!("{h}.{p}").as_bytes(), &sig).is_err() {
+        return Err("A JSON web token could not be decoded (signature does not verify with the App's public key)".into());
+    }
+    if claims["iss"] != client_id {
+        return Err(format!(
+            "'Issuer' claim ('iss') must be the App's client id or App id, not {}",
+            claims["iss"]
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (Some(iat), Some(exp)) = (claims["iat"].as_i64(), claims["exp"].as_i64()) else {
+        return Err("'Issued at' claim ('iat') and 'Expiration time' claim ('exp') must be numeric".into());
+    };
+    if iat > now + 60 {
+        return Err("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued".into());
+    }
+    if exp <= now {
+        return Err(
+            "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires".into(),
+        );
+    }
+    if exp - iat > 600 {
+        return Err("'Expiration time' claim ('exp') is too far in the future".into());
+    }
+    Ok(())
 }
 
 /// A job of a workflow run, as `GET …/actions/runs` and `…/runs/{id}/jobs` list it.
@@ -205,6 +375,9 @@ pub type GitHub = Arc<Mutex<GitHubState>>;
 pub fn github(pat: &str) -> GitHub {
     Arc::new(Mutex::new(GitHubState {
         pat: pat.into(),
+        jit_per_minute: None,
+        jit_times: Default::default(),
+        jit_refused: 0,
         c: Common::default(),
         runners: BTreeMap::new(),
         jobs: HashMap::new(),
@@ -214,6 +387,7 @@ pub fn github(pat: &str) -> GitHub {
         next_id: 1000,
         jit_configs: vec![],
         per_page_max: 100,
+        app: FakeApp::new(),
     }))
 }
 
@@ -265,7 +439,198 @@ pub fn github_handler(state: GitHub) -> super::net::Handler {
     })
 }
 
+/// The permission a call on `scope` needs of an installation token, and its level.
+fn permission_for(op: &str, scope: &str) -> (&'static str, &'static str) {
+    match op {
+        "jit" | "delete-runner" | "list-runners" if scope.starts_with("orgs/") => ("organization_self_hosted_runners", "write"),
+        "jit" | "delete-runner" | "list-runners" => ("administration", "write"),
+        _ => ("actions", "read"),
+    }
+}
+
+fn covers(granted: Option<&String>, needed: &str) -> bool {
+    let rank = |l: &str| match l {
+        "read" => 1,
+        "write" => 2,
+        _ => 0,
+    };
+    granted.is_some_and(|g| rank(g) >= rank(needed))
+}
+
+/// Is `authorization` the PAT, or an installation token, live, for `scope`'s owner, with the
+/// permission `op` needs? The refusal GitHub gives otherwise.
+fn refuse_caller(s: &GitHubState, r: &Req, scope: &str, op: &str) -> Option<Resp> {
+    let bad = || {
+        Resp::json(
+            401,
+            json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
+        )
+    };
+    let auth = r.header("authorization").unwrap_or_default();
+    if auth == format!("Bearer {}", s.pat) {
+        return None;
+    }
+    let Some(token) = auth.strip_prefix("Bearer ").and_then(|t| s.app.tokens.get(t)) else {
+        return Some(bad());
+    };
+    if token.expires_at <= time::OffsetDateTime::now_utc() {
+        return Some(bad());
+    }
+    let owner = scope.split('/').nth(1).unwrap_or_default();
+    let (permission, level) = permission_for(op, scope);
+    let installed_here = s.app.installation_of(owner).is_some_and(|i| i.id == token.installation);
+    if !installed_here || !covers(token.permissions.get(permission), level) {
+        return Some(Resp::json(
+            403,
+            json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest"}),
+        ));
+    }
+    None
+}
+
+/// The App's own endpoints, which take its JWT: installation lookups, token creation, the App,
+/// its webhook's configuration and deliveries.
+fn app_route(s: &mut GitHubState, r: &Req) -> Option<Resp> {
+    let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+    let op = match (r.method.as_str(), parts.as_slice()) {
+        ("GET", ["repos", _, _, "installation"] | ["orgs", _, "installation"] | ["users", _, "installation"]) => "app-installation",
+        ("POST", ["app", "installations", _, "access_tokens"]) => "app-token",
+        ("GET", ["app"]) => "app",
+        ("GET", ["app", "hook", "config"]) => "app-hook-config",
+        ("GET", ["app", "hook", "deliveries"]) => "app-deliveries",
+        ("POST", ["app", "hook", "deliveries", _, "attempts"]) => "app-redeliver",
+        _ => return None,
+    };
+    s.c.calls.push(op.into());
+    if let Some(refusal) = s.app.refuse_jwt(r.header("authorization")) {
+        return Some(refusal);
+    }
+    if let Some(f) = s.c.fault(op, &r.path) {
+        return Some(f);
+    }
+    let not_found = || {
+        Resp::json(
+            404,
+            json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
+        )
+    };
+    Some(match op {
+        "app-installation" => {
+            let owner = parts[1];
+            match s.app.installation_of(owner) {
+                Some(i) => {
+                    let mut body: Value = serde_json::from_slice(include_bytes!("../data/get-repo-installation.200.json")).unwrap();
+                    body["id"] = i.id.into();
+                    body["account"]["login"] = i.login.clone().into();
+                    body["client_id"] = s.app.client_id.clone().into();
+                    body["permissions"] = json!(i.permissions);
+                    body["events"] = json!(s.app.events);
+                    Resp::json(200, body)
+                }
+                None => not_found(),
+            }
+        }
+        "app-token" => {
+            let id: u64 = parts[2].parse().unwrap_or(0);
+            let Some(i) = s.app.installations.values().find(|i| i.id == id).cloned() else {
+                return Some(not_found());
+            };
+            let asked = r.json()["permissions"].clone();
+            let permissions: BTreeMap<String, String> = match asked.as_object() {
+                Some(m) => m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect(),
+                None => i.permissions.clone(),
+            };
+            if permissions.iter().any(|(p, l)| !covers(i.permissions.get(p), l)) {
+                return Some(Resp::json(
+                    422,
+                    json!({"message": "The permissions requested are not granted to this installation.", "documentation_url": "https://docs.github.com/rest"}),
+                ));
+            }
+            s.app.next_token += 1;
+            let token = format!("{APP_TOKEN_PREFIX}{:04}_{}", s.app.next_token, "x".repeat(20));
+            let expires_at = time::OffsetDateTime::now_utc() + s.app.token_lifetime;
+            s.app.tokens.insert(
+                token.clone(),
+                FakeToken {
+                    installation: id,
+                    expires_at,
+                    permissions: permissions.clone(),
+                },
+            );
+            s.app.tokens_made.push((id, asked));
+            let mut body: Value = serde_json::from_slice(include_bytes!("../data/installation-token.201.json")).unwrap();
+            body["token"] = token.into();
+            body["expires_at"] = aci_runners::clock::rfc3339(expires_at).into();
+            body["permissions"] = json!(permissions);
+            body["repository_selection"] = "all".into();
+            body.as_object_mut().unwrap().remove("repositories");
+            Resp::json(201, body)
+        }
+        "app" => Resp::json(
+            200,
+            json!({"id": 1, "slug": "aci-runners-test", "client_id": s.app.client_id, "name": "aci-runners test",
+                   "permissions": {"administration": "write", "actions": "read", "metadata": "read", "organization_self_hosted_runners": "write"},
+                   "events": s.app.events}),
+        ),
+        "app-hook-config" => Resp::json(
+            200,
+            json!({"url": s.app.hook_url, "content_type": "json", "secret": "********", "insecure_ssl": "0"}),
+        ),
+        "app-deliveries" => {
+            // Newest first, 100 a page at most, the cursor being an index.
+            let per_page = r.query_param("per_page").and_then(|p| p.parse().ok()).unwrap_or(30usize).min(100);
+            let start: usize = r.query_param("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+            let all: Vec<&FakeDelivery> = s.app.deliveries.iter().rev().collect();
+            let page: Vec<Value> = all
+                .iter()
+                .skip(start)
+                .take(per_page)
+                .map(|d| {
+                    json!({"id": d.id, "guid": d.guid, "delivered_at": d.delivered_at, "redelivery": d.redelivery, "duration": 0.27,
+                           "status": if (200..300).contains(&d.status_code) { "OK" } else { "Invalid HTTP Response: 503" },
+                           "status_code": d.status_code, "event": d.event, "action": d.action, "installation_id": 1,
+                           "repository_id": 1, "throttled_at": null})
+                })
+                .collect();
+            let mut resp = Resp::json(200, json!(page));
+            if start + per_page < all.len() {
+                resp = resp.with_header(
+                    "link",
+                    &format!(
+                        r#"<https://api.github.test/app/hook/deliveries?per_page={per_page}&cursor={}>; rel="next""#,
+                        start + per_page
+                    ),
+                );
+            }
+            resp
+        }
+        "app-redeliver" => {
+            let id: u64 = parts[3].parse().unwrap_or(0);
+            let Some(d) = s.app.deliveries.iter().find(|d| d.id == id).cloned() else {
+                return Some(not_found());
+            };
+            s.app.redelivered.push(id);
+            s.c.wrote(format!("redeliver {id}"));
+            // GitHub delivers it again at once; the test plays the delivery itself. The
+            // attempt shows in the list as a redelivery of the same event.
+            let next = s.app.deliveries.iter().map(|d| d.id).max().unwrap_or(0) + 1;
+            s.app.deliveries.push(FakeDelivery {
+                id: next,
+                redelivery: true,
+                status_code: 202,
+                delivered_at: aci_runners::clock::rfc3339(time::OffsetDateTime::now_utc()),
+                ..d
+            });
+            Resp::json(202, json!({}))
+        }
+        _ => unreachable!(),
+    })
+}
+
 fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
+    if let Some(resp) = app_route(s, r) {
+        return resp;
+    }
     if r.method == "GET" && r.path == "/rate_limit" {
         s.c.calls.push("rate-limit".into());
         if r.header("authorization") != Some(&format!("Bearer {}", s.pat)) {
@@ -300,11 +665,8 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
             json!({"message": "Request forbidden by administrative rules. Please make sure your request has a User-Agent header"}),
         );
     }
-    if r.header("authorization") != Some(&format!("Bearer {}", s.pat)) {
-        return Resp::json(
-            401,
-            json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
-        );
+    if let Some(refusal) = refuse_caller(s, r, &scope, op) {
+        return refusal;
     }
     if let Some(f) = s.c.fault(op, &r.path) {
         return f;
@@ -318,6 +680,25 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
             };
             if labels.is_empty() {
                 return Resp::json(422, json!({"message": "labels: minItems 1"}));
+            }
+            if let Some(limit) = s.jit_per_minute {
+                let now = std::time::Instant::now();
+                while s
+                    .jit_times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(60))
+                {
+                    s.jit_times.pop_front();
+                }
+                if s.jit_times.len() >= limit {
+                    s.jit_refused += 1;
+                    return Resp::json(
+                        403,
+                        json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID FAKE:0001:0002.", "documentation_url": "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+                    )
+                    .with_header("retry-after", "60");
+                }
+                s.jit_times.push_back(now);
             }
             if s.runners.values().any(|x| x.name == name && x.scope.eq_ignore_ascii_case(&scope)) {
                 return Resp::json(
@@ -545,6 +926,8 @@ pub struct ArmState {
     pub events: Vec<(u64, String)>,
     /// Names of PUTs refused because the group was being deleted.
     pub refused_puts: Vec<String>,
+    /// The name of every group GET, in order (answered or not).
+    pub reads: Vec<String>,
     /// `Retry-After` (seconds) on accepted operations. 0: a client that honours it waits no
     /// real time in a test.
     pub retry_after: u32,
@@ -572,6 +955,7 @@ pub fn arm() -> Arm {
         operations: BTreeMap::new(),
         events: vec![],
         refused_puts: vec![],
+        reads: vec![],
         retry_after: 0,
         timed_by_caller: false,
         next_op: 0,
@@ -930,6 +1314,9 @@ fn arm_route(s: &mut ArmState, r: &Req) -> Resp {
         return s.c.unexpected(r);
     };
     s.c.calls.push(op.into());
+    if op == "get" {
+        s.reads.push(name.clone());
+    }
     if r.query_param("api-version").as_deref() != Some(API_VERSION) {
         return Resp::json(
             400,
@@ -1095,6 +1482,8 @@ fn delete(s: &mut ArmState, name: &str) -> Resp {
 pub struct VaultState {
     pub c: Common,
     pub secrets: HashMap<String, String>,
+    /// RSA keys (PKCS#1 DER) by name: used only through `sign`, as the real vault's are.
+    pub keys: HashMap<String, Vec<u8>>,
 }
 
 pub type Vault = Arc<Mutex<VaultState>>;
@@ -1103,6 +1492,7 @@ pub fn vault(secrets: &[(&str, &str)]) -> Vault {
     Arc::new(Mutex::new(VaultState {
         c: Common::default(),
         secrets: secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        keys: [(APP_KEY_NAME.to_string(), APP_KEY.to_vec())].into_iter().collect(),
     }))
 }
 
@@ -1111,11 +1501,19 @@ impl VaultState {
     pub fn reads(&self, name: &str) -> usize {
         self.c.count(&format!("read:{name}"))
     }
+
+    /// Authorised `sign` calls with a key (challenges not counted).
+    pub fn signs(&self, name: &str) -> usize {
+        self.c.count(&format!("sign:{name}"))
+    }
 }
 
 pub fn vault_handler(state: Vault) -> super::net::Handler {
     Arc::new(move |r: Req| {
         let mut s = state.lock().unwrap();
+        if r.path.starts_with("/keys/") {
+            return key_route(&mut s, &r);
+        }
         let Some(name) = r
             .path
             .strip_prefix("/secrets/")
@@ -1126,10 +1524,8 @@ pub fn vault_handler(state: Vault) -> super::net::Handler {
         if r.method != "GET" {
             return s.c.unexpected(&r);
         }
-        if r.header("authorization") != Some(&format!("Bearer {MI_TOKEN}")) {
-            s.c.calls.push("challenge".into());
-            return Resp::json(401, json!({"error": {"code": "Unauthorized", "message": "Request is missing a Bearer or PoP token."}}))
-                .with_header("www-authenticate", r#"Bearer authorization="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000", resource="https://vault.azure.test""#);
+        if let Some(challenge) = vault_challenge(&mut s, &r) {
+            return challenge;
         }
         let op = format!("read:{name}");
         s.c.calls.push(op.clone());
@@ -1149,6 +1545,65 @@ pub fn vault_handler(state: Vault) -> super::net::Handler {
         };
         s.c.answer(resp).with_header("x-ms-request-id", "fake-kv-request-0001")
     })
+}
+
+/// The Key Vault 401 challenge, for a request without the managed identity's token.
+fn vault_challenge(s: &mut VaultState, r: &Req) -> Option<Resp> {
+    if r.header("authorization") == Some(&format!("Bearer {MI_TOKEN}")) {
+        return None;
+    }
+    s.c.calls.push("challenge".into());
+    Some(
+        Resp::json(401, json!({"error": {"code": "Unauthorized", "message": "Request is missing a Bearer or PoP token."}}))
+            .with_header("www-authenticate", r#"Bearer authorization="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000", resource="https://vault.azure.test""#),
+    )
+}
+
+/// `POST /keys/{name}/{version}/sign` (the version may be empty: the current one). Checks the
+/// algorithm and the digest's length as Key Vault does, and signs the digest with the key.
+fn key_route(s: &mut VaultState, r: &Req) -> Resp {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+    let name = match (r.method.as_str(), parts.as_slice()) {
+        ("POST", ["keys", name, _version, "sign"]) => name.to_string(),
+        _ => return s.c.unexpected(r),
+    };
+    if let Some(challenge) = vault_challenge(s, r) {
+        return challenge;
+    }
+    s.c.calls.push(format!("sign:{name}"));
+    let id = |resp: Resp| resp.with_header("x-ms-request-id", "fake-kv-request-0002");
+    if let Some(f) = s.c.fault("sign", &r.path) {
+        return id(f);
+    }
+    let bad = |m: &str| id(Resp::json(400, json!({"error": {"code": "BadParameter", "message": m}})));
+    let b = r.json();
+    if b["alg"] != "RS256" {
+        return bad("Invalid algorithm: this test vault signs RS256 only");
+    }
+    let Some(digest) = b["value"].as_str().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok()) else {
+        return bad("Property 'value' is required and must be base64url");
+    };
+    if digest.len() != 32 {
+        return bad(&format!("Invalid digest length {} for RS256 (32 expected)", digest.len()));
+    }
+    let Some(der) = s.keys.get(&name) else {
+        return id(Resp::json(
+            404,
+            json!({"error": {"code": "KeyNotFound", "message": format!("A key with (name/id) {name} was not found in this key vault.")}}),
+        ));
+    };
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_der(der).unwrap();
+    let digest = aws_lc_rs::digest::Digest::import_less_safe(&digest, &aws_lc_rs::digest::SHA256).unwrap();
+    let mut sig = vec![0u8; pair.public_modulus_len()];
+    pair.sign_digest(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &digest, &mut sig)
+        .unwrap();
+    let resp = Resp::json(
+        200,
+        json!({"kid": format!("https://myvault.vault.azure.test/keys/{name}/78deebed173b48e48f55abf87ed4cf71"), "value": URL_SAFE_NO_PAD.encode(sig)}),
+    );
+    id(s.c.answer(resp))
 }
 
 // ---------------------------------------------------------------- managed identity

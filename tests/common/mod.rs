@@ -39,8 +39,10 @@ pub struct Bench {
     pub proxy_refused: Arc<std::sync::Mutex<Vec<String>>>,
     /// The fake OIDC issuer at `https://token.actions.test` (set `OIDC_AUDIENCE` to use it).
     pub issuer: oidc::Issuer,
-    /// Latency the ARM fake adds to every answer (µs).
+    /// Latency the ARM fake adds to its answers.
     pub arm_delay: net::Delay,
+    /// Latency the GitHub fake adds to its answers.
+    pub github_delay: net::Delay,
 }
 
 /// An RFC 3339 time `m` minutes ago, as a `created-at` tag or a job's `created_at` carries it.
@@ -86,7 +88,8 @@ impl Bench {
         let vault = fakes::vault(&[("github-pat", PAT), ("github-webhook-secret", WEBHOOK_SECRET)]);
         let identity: fakes::Identity = Default::default();
 
-        let gh_addr = net::serve_tls(github_handler(github.clone()), &pki).await;
+        let github_delay = net::Delay::default();
+        let gh_addr = net::serve_tls_delayed(github_handler(github.clone()), &pki, github_delay.clone()).await;
         let arm_delay = net::Delay::default();
         let arm_addr = net::serve_tls_delayed(arm_handler(arm.clone()), &pki, arm_delay.clone()).await;
         let kv_addr = net::serve_tls(vault_handler(vault.clone()), &pki).await;
@@ -146,6 +149,7 @@ impl Bench {
             proxy_refused: proxy.refused,
             issuer,
             arm_delay,
+            github_delay,
         }
     }
 

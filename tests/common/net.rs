@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -107,23 +108,43 @@ impl Resp {
 
 pub type Handler = Arc<dyn Fn(Req) -> Resp + Send + Sync>;
 
-/// Latency added before a fake answers (benchmarks), in microseconds.
-pub type Delay = Arc<std::sync::atomic::AtomicU64>;
+/// Latency added before a fake answers (benchmarks): none, a fixed time, or a rule by method
+/// and path (ARM's PUT slower than its GET, say).
+#[derive(Clone, Default)]
+pub struct Delay(Arc<std::sync::RwLock<Option<DelayRule>>>);
+
+type DelayRule = Arc<dyn Fn(&str, &str) -> Duration + Send + Sync>;
+
+impl Delay {
+    /// Every answer after `d`.
+    pub fn fixed(&self, d: Duration) {
+        self.set(move |_, _| d);
+    }
+
+    /// Each answer after `rule(method, path)`.
+    pub fn set(&self, rule: impl Fn(&str, &str) -> Duration + Send + Sync + 'static) {
+        *self.0.write().unwrap() = Some(Arc::new(rule));
+    }
+
+    fn of(&self, method: &str, path: &str) -> Duration {
+        self.0.read().unwrap().as_ref().map_or(Duration::ZERO, |r| r(method, path))
+    }
+}
 
 fn filter(h: Handler, delay: Delay) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     warp::any()
-        .and_then(move || {
-            let us = delay.load(std::sync::atomic::Ordering::Relaxed);
+        .and(warp::method())
+        .and(warp::path::full())
+        .and_then(move |m: warp::http::Method, p: warp::path::FullPath| {
+            let wait = delay.of(m.as_str(), p.as_str());
             async move {
-                if us > 0 {
-                    tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
                 }
-                Ok::<_, std::convert::Infallible>(())
+                Ok::<_, std::convert::Infallible>((m, p))
             }
         })
         .untuple_one()
-        .and(warp::method())
-        .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(warp::body::bytes())

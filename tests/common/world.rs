@@ -95,6 +95,26 @@ impl World {
         self
     }
 
+    /// GitHub App mode: `GITHUB_APP_CLIENT_ID` set (the key is the vault's `github-app-key`),
+    /// and the App installed on `owners` with what runners need in both scopes.
+    pub fn github_app(self, owners: &[&str]) -> World {
+        let owners: Vec<String> = owners.iter().map(|o| o.to_string()).collect();
+        self.setting("GITHUB_APP_CLIENT_ID", super::fakes::APP_CLIENT_ID).github(move |gh| {
+            for o in &owners {
+                gh.install(
+                    o,
+                    &[
+                        ("administration", "write"),
+                        ("organization_self_hosted_runners", "write"),
+                        ("actions", "read"),
+                        ("metadata", "read"),
+                    ],
+                );
+            }
+            gh
+        })
+    }
+
     /// The fakes only: for tests of the CLI, which runs the handler binary itself.
     pub fn without_host(mut self) -> World {
         self.host = false;
@@ -419,6 +439,45 @@ impl GitHubState {
     pub fn run(&mut self, id: u64, status: &str) -> &mut Self {
         self.runs.insert(id, status.into());
         self
+    }
+
+    /// The GitHub App installed on `owner`, with these permissions. Returns the installation id
+    /// through [`GitHubState::installation_id`].
+    pub fn install(&mut self, owner: &str, permissions: &[(&str, &str)]) -> &mut Self {
+        let id = 9000 + self.app.installations.len() as u64 + 1;
+        self.app.installations.insert(
+            owner.to_ascii_lowercase(),
+            super::fakes::FakeInstallation {
+                id,
+                login: owner.to_string(),
+                permissions: permissions.iter().map(|(p, l)| (p.to_string(), l.to_string())).collect(),
+            },
+        );
+        self
+    }
+
+    /// The installation id of `owner`.
+    pub fn installation_id(&self, owner: &str) -> u64 {
+        self.app.installations[&owner.to_ascii_lowercase()].id
+    }
+
+    /// A delivery of the App webhook, `minutes_ago`, answered `status_code` by our endpoint.
+    pub fn app_delivery(&mut self, id: u64, guid: &str, minutes_ago: i64, status_code: u16) -> &mut Self {
+        self.app.deliveries.push(super::fakes::FakeDelivery {
+            id,
+            guid: guid.into(),
+            delivered_at: super::minutes_ago(minutes_ago),
+            redelivery: false,
+            status_code,
+            event: "workflow_job".into(),
+            action: "queued".into(),
+        });
+        self
+    }
+
+    /// Calls of `op` (as the fake names it: `app-token`, `jit`, …).
+    pub fn calls_of(&self, op: &str) -> usize {
+        self.c.count(op)
     }
 
     /// A registered runner in `scope` (`repos/o/r` or `orgs/o`).
