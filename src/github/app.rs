@@ -428,11 +428,7 @@ impl AppAuth {
     }
 
     fn request_url(&self, method: Method, url: &str, jwt: &Secret) -> RequestBuilder {
-        self.http
-            .request(method, url)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .bearer_auth(jwt.expose())
+        super::request_to(&self.http, method, url, jwt)
     }
 }
 
@@ -472,6 +468,16 @@ mod tests {
         assert_eq!(owner_of(&Target::Org("Octo-Org")), "octo-org");
     }
 
+    /// The App `Iv23liExample` against a GitHub nobody calls here, one try per call.
+    fn test_auth(org: bool, signer: Arc<dyn Signer>, clock: Clock) -> AppAuth {
+        let once = RetryPolicy {
+            max_attempts: 1,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        };
+        AppAuth::new(Client::new(), "https://api.github.test", once, "Iv23liExample", org, signer, clock)
+    }
+
     /// Records the digest it is asked to sign and answers a fixed "signature".
     struct Recorder(Mutex<Vec<[u8; 32]>>);
 
@@ -486,19 +492,7 @@ mod tests {
     async fn the_jwt_is_rs256_over_its_signing_input_with_the_client_id_and_githubs_window() {
         let at = time::macros::datetime!(2026-12-02 10:00 UTC);
         let signer = Arc::new(Recorder(Mutex::new(vec![])));
-        let auth = AppAuth::new(
-            Client::new(),
-            "https://api.github.test",
-            RetryPolicy {
-                max_attempts: 1,
-                base_delay: Duration::from_millis(1),
-                max_delay: Duration::from_millis(1),
-            },
-            "Iv23liExample",
-            false,
-            signer.clone(),
-            Arc::new(move || at),
-        );
+        let auth = test_auth(false, signer.clone(), Arc::new(move || at));
         let jwt = auth.jwt().await.unwrap();
         let again = auth.jwt().await.unwrap();
         assert_eq!(jwt.expose(), again.expose(), "kept while it lives");
@@ -526,21 +520,7 @@ mod tests {
 
     #[test]
     fn tokens_ask_for_the_least_each_call_needs() {
-        let auth = |org| {
-            AppAuth::new(
-                Client::new(),
-                "https://api.github.test",
-                RetryPolicy {
-                    max_attempts: 1,
-                    base_delay: Duration::from_millis(1),
-                    max_delay: Duration::from_millis(1),
-                },
-                "Iv23liExample",
-                org,
-                Arc::new(Recorder(Mutex::new(vec![]))),
-                crate::clock::system(),
-            )
-        };
+        let auth = |org| test_auth(org, Arc::new(Recorder(Mutex::new(vec![]))), crate::clock::system());
         let cases = [
             (
                 "repo scope manages runners with administration",

@@ -52,6 +52,15 @@ fn repo_path(repository: &str) -> String {
     }
 }
 
+/// A request to GitHub's REST API with its media type, API version and bearer token (a PAT,
+/// an installation token or the App's JWT).
+fn request_to(http: &Client, method: Method, url: &str, bearer: &Secret) -> RequestBuilder {
+    http.request(method, url)
+        .header("Accept", "application/vnd.github+json")
+        .header("X-GitHub-Api-Version", "2022-11-28")
+        .bearer_auth(bearer.expose())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Runner {
     pub id: u64,
@@ -197,11 +206,7 @@ impl GitHub {
     }
 
     fn request_url(&self, method: Method, url: &str, pat: &Secret) -> RequestBuilder {
-        self.http
-            .request(method, url)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .bearer_auth(pat.expose())
+        request_to(&self.http, method, url, pat)
     }
 
     /// `POST …/actions/runners/generate-jitconfig`: registers the runner (offline until its
