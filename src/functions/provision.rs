@@ -17,6 +17,7 @@ use crate::rules::group::{container_group_body, created_at, is_managed, made_for
 use crate::rules::jobs::still_queued;
 use crate::rules::names;
 use crate::rules::request::{Create, Origin, Release, Request};
+use crate::rules::timeline::{self, Size};
 use crate::secret::Secret;
 
 /// The longest one invocation may take. Each outbound call has its own timeout and retries, and
@@ -154,10 +155,16 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     }
     match result {
         Ok(done) => {
-            log::info(
-                "provision",
-                &[("op", &op), ("runner", &runner), ("attempt", &attempt), ("result", &done)],
-            );
+            let mut line = vec![
+                ("op", op.to_string()),
+                ("runner", runner),
+                ("attempt", attempt.to_string()),
+                ("result", done.to_string()),
+            ];
+            if let (Done::Created, Request::Create(c)) = (&done, &request) {
+                line.extend(timeline::created_fields(&c.repository, c.job, c.created_at, (app.clock)()));
+            }
+            log::info_text("provision", &line);
             Outcome::Done(InvokeResponse::default())
         }
         Err(Failure::Retry(e)) => {
@@ -424,8 +431,15 @@ async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     if let Some(x) = &runner {
         app.github.delete_runner(&pat, target, x.id).await?;
     }
-    if group.is_some() {
+    if let Some(g) = &group {
         app.arm.delete_group(&r.runner).await?;
+        let why = if r.only_if_idle { "cancelled" } else { "completed" };
+        let size = Size {
+            cpu: g.cpu,
+            memory_gb: g.memory_gb,
+        };
+        let line = timeline::group_deleted("release", why, &g.name, r.job, &g.tags, g.created, size, (app.clock)());
+        log::info_text(line.event, &line.fields);
     }
     Ok(Done::Released {
         deregistered: runner.is_some(),

@@ -20,6 +20,7 @@ use crate::rules::names::{self, Name};
 use crate::rules::reconcile::{self, ListedJob};
 use crate::rules::request::{Create, Request};
 use crate::rules::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
+use crate::rules::timeline::{self, Size};
 use crate::target::valid_repository;
 use crate::target::Target;
 
@@ -260,6 +261,7 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         .collect::<Vec<_>>()
         .await;
     report.deletions = ended;
+    log_deleted_groups(app, &report, &groups);
 
     // 6. Jobs whose container ended before it took them get another runner.
     if let Some(pat) = pat {
@@ -329,6 +331,22 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         report.read_failures.extend(failures);
     }
     report
+}
+
+/// The timeline: one `group.deleted` line per group this sweep removed, with what it cost.
+fn log_deleted_groups(app: &App, report: &Report, groups: &[Group]) {
+    let now = (app.clock)();
+    for (d, _) in report.deletions.iter().filter(|(_, e)| *e == Ended::Done) {
+        let Some(g) = d.group.as_ref().and_then(|n| groups.iter().find(|g| &g.name == n)) else {
+            continue;
+        };
+        let size = Size {
+            cpu: g.cpu,
+            memory_gb: g.memory_gb,
+        };
+        let line = timeline::group_deleted("sweep", d.reason.as_str(), &g.name, None, &g.tags, g.created, size, now);
+        log::info_text(line.event, &line.fields);
+    }
 }
 
 /// The jobs of a repository's runs that are not completed: one conditional call for the runs,

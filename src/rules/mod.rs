@@ -9,7 +9,8 @@
 //! - [`capacity`]: counting live groups at the cap, and the requests waiting for room;
 //! - [`sweep`]: what the sweeper removes, and why;
 //! - [`reconcile`]: which queued jobs no delivery asked a runner for;
-//! - [`redeliver`]: which failed App webhook deliveries to deliver again.
+//! - [`redeliver`]: which failed App webhook deliveries to deliver again;
+//! - [`timeline`]: what each delivery, create and deletion logs about a job.
 
 pub mod admission;
 pub mod capacity;
@@ -20,6 +21,7 @@ pub mod reconcile;
 pub mod redeliver;
 pub mod request;
 pub mod sweep;
+pub mod timeline;
 
 /// What the rules' tests share: settings with stand-ins, and a webhook job's request.
 #[cfg(test)]
@@ -45,6 +47,7 @@ pub(crate) mod fixtures {
             run: 7,
             attempt: 1,
             labels: vec!["self-hosted".into(), "linux".into(), "x64".into(), "aci".into()],
+            created_at: None,
         }
     }
 }
