@@ -102,6 +102,13 @@ param runnerSubnetPrefix string = '10.240.0.0/24'
 // Handler settings (DESIGN.md "Settings"); defaults are the handler's own defaults
 // ---------------------------------------------------------------------------------------
 
+@description('Alert when the p95 of the time to a runner (created_at to started_at, on our runners) over the last hour exceeds this many seconds.')
+@minValue(1)
+param timeToRunnerP95AlertSeconds int = 300
+
+@description('Action groups (resource ids) the alert rules notify; empty: alerts show in the portal only.')
+param alertActionGroupIds array = []
+
 @description('How the handler authenticates to GitHub: pat (a PAT in Key Vault, GITHUB_PAT_SECRET_NAME) or app (a GitHub App whose private key is a Key Vault key that only signs: GITHUB_APP_CLIENT_ID, GITHUB_APP_KEY_NAME). Exactly one is configured.')
 @allowed([
   'pat'
@@ -457,6 +464,17 @@ resource insightsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' 
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.monitoringMetricsPublisher)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'aci-runners-monitoring'
+  params: {
+    location: location
+    tags: allTags
+    insightsId: insights.id
+    timeToRunnerP95AlertSeconds: timeToRunnerP95AlertSeconds
+    actionGroupIds: alertActionGroupIds
   }
 }
 

@@ -2,7 +2,8 @@
 //! Instances, as an Azure Functions custom handler.
 //!
 //! The map, highest first; each layer uses only those below it:
-//! - [`cli`]: `plan`, `check`, `sweep` from a workstation (`main` is wiring only);
+//! - [`cli`]: `plan`, `check`, `sweep`, `report` from a workstation (`main` is wiring only);
+//! - [`report`]: the job's timeline read back from an export, as figures, text and a page;
 //! - [`functions`]: one module per function (`github-webhook`, `runners`, `provision`,
 //!   `sweep`), each parse → decide → act, and the [`functions::App`] they share;
 //! - [`rules`]: pure decisions over plain data (jobs served, names, the container group and its
@@ -23,6 +24,7 @@ pub mod host;
 pub mod http;
 pub mod job;
 pub mod log;
+pub mod report;
 pub mod rules;
 pub mod secret;
 pub mod target;

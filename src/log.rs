@@ -11,23 +11,66 @@ use std::io::Write as _;
 pub type Field<'a> = (&'a str, &'a dyn Display);
 
 fn line(event: &str, fields: &[Field<'_>]) -> String {
-    let mut out = String::with_capacity(96);
+    let mut out = String::with_capacity(128);
     out.push_str(event);
+    // One scratch buffer for every value, rather than a string each.
+    let mut value = String::with_capacity(64);
     for (k, v) in fields {
-        let v = v.to_string();
-        let _ = if v.is_empty() || v.contains([' ', '"', '=']) || v.contains(char::is_control) {
-            write!(out, " {k}={v:?}")
-        } else {
-            write!(out, " {k}={v}")
-        };
+        value.clear();
+        let _ = write!(value, "{v}");
+        push_field(&mut out, k, &value);
     }
     out.push('\n');
     out
 }
 
+/// The same line from values that are text already.
+fn text_line<S: AsRef<str>>(event: &str, fields: &[(&str, S)]) -> String {
+    let mut out = String::with_capacity(16 + fields.iter().map(|(k, v)| k.len() + v.as_ref().len() + 4).sum::<usize>());
+    out.push_str(event);
+    for (k, v) in fields {
+        push_field(&mut out, k, v.as_ref());
+    }
+    out.push('\n');
+    out
+}
+
+/// ` key=value`, the value quoted (as a Rust string literal) when it is empty or holds a space,
+/// `"`, `=` or a control character.
+fn push_field(out: &mut String, key: &str, v: &str) {
+    out.push(' ');
+    out.push_str(key);
+    out.push('=');
+    let plain = v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=');
+    if plain && !v.is_empty() {
+        out.push_str(v);
+    } else if v.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        // Printable ASCII: only `"` and `\` are escaped, as `{:?}` escapes them.
+        out.push('"');
+        for c in v.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    } else if v.contains(char::is_control) || v.contains([' ', '"', '=']) {
+        let _ = write!(out, "{v:?}");
+    } else {
+        // Non-ASCII text with nothing to quote.
+        out.push_str(v);
+    }
+}
+
 /// An information line on stdout.
 pub fn info(event: &str, fields: &[Field<'_>]) {
     let l = line(event, fields);
+    let _ = std::io::stdout().lock().write_all(l.as_bytes());
+}
+
+/// An information line whose values are already text (a line the rules put together).
+pub fn info_text<S: AsRef<str>>(event: &str, fields: &[(&str, S)]) {
+    let l = text_line(event, fields);
     let _ = std::io::stdout().lock().write_all(l.as_bytes());
 }
 
@@ -47,6 +90,33 @@ mod tests {
             line("webhook", &[("status", &202), ("reason", &"labels not served")]),
             "webhook status=202 reason=\"labels not served\"\n"
         );
+    }
+
+    #[test]
+    fn values_are_quoted_exactly_as_debug_quotes_them() {
+        let values = [
+            "plain",
+            "",
+            "with space",
+            "a=b",
+            "say \"hi\"",
+            "back\\slash",
+            "back\\ slash",
+            "tab\there",
+            "new\nline",
+            "caf\u{e9}",
+            "caf\u{e9} au lait",
+            "zero\u{200b}width",
+            "bell\u{7}",
+            "del\u{7f}",
+            "c1\u{85}",
+        ];
+        for v in values {
+            let quote = v.is_empty() || v.contains([' ', '"', '=']) || v.contains(char::is_control);
+            let want = if quote { format!("e k={v:?}\n") } else { format!("e k={v}\n") };
+            assert_eq!(line("e", &[("k", &v)]), want, "{v:?}");
+            assert_eq!(text_line("e", &[("k", v.to_string())]), want, "{v:?}");
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ fn every_command_prints_its_usage_for_help() {
         (&["sweep", "--help"][..], "usage: handler sweep --dry-run | --yes"),
         (&["sweep", "--dry-run", "--help"][..], "usage: handler sweep --dry-run | --yes"),
         (&["check", "--help"][..], "usage: handler check"),
+        (&["report", "--help"][..], "usage: handler report [--html OUT]"),
+        (&["report", "a.json", "-h"][..], "usage: handler report [--html OUT]"),
     ] {
         let (ok, stdout, stderr) = handler(args);
         assert!(ok, "{args:?}: {stderr}");
@@ -36,6 +38,12 @@ fn mistakes_name_themselves_and_fail() {
         (&["sweep"][..], "pass --dry-run to see the plan, or --yes"),
         (&["sweep", "--force"][..], "unknown flag \\\"--force\\\" for sweep"),
         (&["check", "now"][..], "check takes no arguments"),
+        (&["report"][..], "report needs at least one FILE"),
+        (&["report", "--html"][..], "--html needs a file to write"),
+        (&["report", "--vcpu-second-price", "cheap", "a.log"][..], "is not a price"),
+        (&["report", "--gb-second-price", "-1", "a.log"][..], "is not a price"),
+        (&["report", "--width", "a.log"][..], "unknown flag \\\"--width\\\" for report"),
+        (&["report", "/nonexistent/x.json"][..], "reading /nonexistent/x.json"),
         (&["deploy"][..], "unknown command \\\"deploy\\\""),
     ] {
         let (ok, _, stderr) = handler(args);

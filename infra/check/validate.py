@@ -83,6 +83,8 @@ KNOWN_API_VERSIONS = {
     "Microsoft.Authorization/roleDefinitions": {"2022-04-01"},
     "Microsoft.OperationalInsights/workspaces": {"2023-09-01"},
     "Microsoft.Insights/components": {"2020-02-02"},
+    "Microsoft.Insights/workbooks": {"2023-06-01"},
+    "Microsoft.Insights/scheduledQueryRules": {"2021-08-01"},
     "Microsoft.Web/serverfarms": {"2024-04-01"},
     "Microsoft.Web/sites": {"2024-04-01"},
     "Microsoft.Network/virtualNetworks": {"2023-11-01"},

@@ -23,6 +23,10 @@ pub struct Group {
     pub instance_state: Option<String>,
     /// `systemData.createdAt`: when ARM made it.
     pub created: Option<OffsetDateTime>,
+    /// Its size: the containers' requested vCPUs and memory (GB), summed; `None` when ARM's
+    /// answer names no container resources.
+    pub cpu: Option<f64>,
+    pub memory_gb: Option<f64>,
 }
 
 impl Group {
@@ -55,7 +59,17 @@ struct RawGroup {
 impl From<RawGroup> for Group {
     fn from(r: RawGroup) -> Group {
         let s = |v: &Value| v.as_str().map(str::to_string);
+        let requests = |key: &str| -> Option<f64> {
+            let values: Vec<f64> = r.properties["containers"]
+                .as_array()?
+                .iter()
+                .filter_map(|c| c["properties"]["resources"]["requests"][key].as_f64())
+                .collect();
+            (!values.is_empty()).then(|| values.iter().sum())
+        };
         Group {
+            cpu: requests("cpu"),
+            memory_gb: requests("memoryInGB"),
             provisioning_state: s(&r.properties["provisioningState"]),
             instance_state: s(&r.properties["instanceView"]["state"]),
             created: r.system_data["createdAt"].as_str().and_then(crate::clock::parse_rfc3339),
@@ -224,6 +238,11 @@ mod tests {
         assert_eq!(g.name, "demo1");
         assert_eq!(g.provisioning_state.as_deref(), Some("Succeeded"));
         assert!(!g.terminal());
+        assert_eq!(
+            (g.cpu, g.memory_gb),
+            (Some(1.0), Some(1.5)),
+            "its size, from the container's requests"
+        );
     }
 
     #[test]
@@ -231,8 +250,13 @@ mod tests {
         let body = example(include_str!("../../tests/data/ContainerGroupsListByResourceGroup.json"), "200");
         let page: Page = serde_json::from_value(body).unwrap();
         assert!(page.next_link.is_none());
-        let names: Vec<String> = page.value.into_iter().map(|g| Group::from(g).name).collect();
-        assert_eq!(names, ["demo1"]);
+        let groups: Vec<Group> = page.value.into_iter().map(Group::from).collect();
+        assert_eq!(groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["demo1"]);
+        assert_eq!(
+            (groups[0].cpu, groups[0].memory_gb),
+            (Some(1.0), Some(1.5)),
+            "the list carries the size too"
+        );
     }
 
     #[test]
@@ -256,6 +280,7 @@ mod tests {
         assert!(groups[0].tags.is_empty() && groups[0].deleting());
         assert_eq!(groups[0].created, Some(time::macros::datetime!(2026-11-28 10:00:00.1234567 UTC)));
         assert!(groups[1].tags.is_empty() && groups[1].created.is_none() && !groups[1].deleting());
+        assert_eq!((groups[1].cpu, groups[1].memory_gb), (None, None), "no containers, no size");
     }
 
     #[test]
@@ -266,6 +291,8 @@ mod tests {
             provisioning_state: Some(p.into()),
             instance_state: i.map(str::to_string),
             created: None,
+            cpu: None,
+            memory_gb: None,
         };
         assert!(g("Failed", None).terminal());
         assert!(g("Succeeded", Some("Succeeded")).terminal());

@@ -1,4 +1,4 @@
-//! The same binary as a command line: `plan`, `check`, `sweep`, from a workstation or the
+//! The same binary as a command line: `plan`, `check`, `sweep`, `report`, from a workstation or the
 //! Function App's console. Each command has its own `--help`.
 
 pub mod check;
@@ -16,6 +16,7 @@ usage:
   handler sweep --dry-run  what the sweeper would delete now, and why
   handler sweep --yes      the same, deleting
   handler check            validate every setting and reach each dependency
+  handler report FILE...   time to a runner, runner minutes and cost, from exported logs
   handler --version
 Run `handler COMMAND --help` for a command's details.";
 
@@ -40,6 +41,18 @@ usage: handler check
   configured credential: one PASS/FAIL/SKIP line per check, a fix: line under each failure.
   Exits 1 when a check failed. Credential: as for sweep.";
 
+const REPORT_USAGE: &str = "\
+usage: handler report [--html OUT] [--vcpu-second-price USD] [--gb-second-price USD] FILE...
+  Read the job's timeline lines (job.queued/started/completed, provision result=created,
+  group.deleted, the sweep summary) from Application Insights exports (the JSON of
+  `az monitor app-insights query` or `az monitor log-analytics query`, the portal's CSV) or
+  plain log text, and print per day and per repository: jobs, time to a runner (p50, p95,
+  max) split at our PUT, runner minutes, vCPU- and GB-hours, estimated cost, failures and
+  what the sweeper removed. No network, no settings.
+  --html OUT               also write one self-contained page with charts to OUT
+  --vcpu-second-price USD  ACI price per vCPU-second (default: Linux list price, see README)
+  --gb-second-price USD    ACI price per GB-second (default: Linux list price, see README)";
+
 /// Writes to stdout. A reader that went away (`handler plan | head`) is no error of ours.
 fn say(text: &str) {
     use std::io::Write as _;
@@ -58,9 +71,11 @@ pub fn run(args: &[String], env: &dyn Env) -> anyhow::Result<()> {
         "plan" if wants_help(rest) => say(&format!("{PLAN_USAGE}\n")),
         "sweep" if wants_help(rest) => say(&format!("{SWEEP_USAGE}\n")),
         "check" if wants_help(rest) => say(&format!("{CHECK_USAGE}\n")),
+        "report" if wants_help(rest) => say(&format!("{REPORT_USAGE}\n")),
         "plan" => run_plan(env, rest)?,
         "sweep" => run_sweep(env, rest)?,
         "check" => run_check(env, rest)?,
+        "report" => run_report(rest)?,
         "--version" | "-V" => say(&format!("{}\n", crate::http::USER_AGENT)),
         "--help" | "-h" | "help" => say(&format!("{USAGE}\n")),
         other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
@@ -139,6 +154,55 @@ fn run_sweep(env: &dyn Env, args: &[String]) -> anyhow::Result<()> {
     say(&sweep::render(&report));
     if report.failed() > 0 {
         anyhow::bail!("{} operations failed", report.failed());
+    }
+    Ok(())
+}
+
+/// A price option's value: a non-negative number of dollars.
+fn price(flag: &str, value: Option<&String>) -> anyhow::Result<f64> {
+    let v = value.ok_or_else(|| anyhow::anyhow!("{flag} needs a price in USD per second\n{REPORT_USAGE}"))?;
+    v.parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .ok_or_else(|| anyhow::anyhow!("{flag} {v:?} is not a price (a number of USD per second, like 0.0000113)"))
+}
+
+fn run_report(args: &[String]) -> anyhow::Result<()> {
+    let mut files = vec![];
+    let mut html = None;
+    let mut prices = crate::report::Prices::default();
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--html" => {
+                html = Some(
+                    args.next()
+                        .ok_or_else(|| anyhow::anyhow!("--html needs a file to write\n{REPORT_USAGE}"))?,
+                )
+            }
+            "--vcpu-second-price" => prices.vcpu_second = price(a, args.next())?,
+            "--gb-second-price" => prices.gb_second = price(a, args.next())?,
+            flag if flag.starts_with('-') => anyhow::bail!("unknown flag {flag:?} for report\n{REPORT_USAGE}"),
+            file => files.push(file.to_string()),
+        }
+    }
+    if files.is_empty() {
+        anyhow::bail!("report needs at least one FILE\n{REPORT_USAGE}");
+    }
+    let inputs = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .map(|t| (f.clone(), t))
+                .map_err(|e| anyhow::anyhow!("reading {f}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = crate::report::build(&inputs, prices)?;
+    say(&crate::report::text::render(&report.figures, &report.sources));
+    if let Some(out) = html {
+        std::fs::write(out, crate::report::html::render(&report.figures, &report.sources))
+            .map_err(|e| anyhow::anyhow!("writing {out}: {e}"))?;
+        say(&format!("wrote {out}\n"));
     }
     Ok(())
 }

@@ -70,6 +70,7 @@ mod tests {
                     run: 0,
                     attempt: 0,
                     labels: vec!["aci".into()],
+                    created_at: None,
                 }],
                 idle_seconds: 0,
             }),

@@ -10,6 +10,7 @@ use crate::host::{self, InvokeResponse, Outcome};
 use crate::log;
 use crate::rules::jobs::{decide, Decision};
 use crate::rules::request::Request;
+use crate::rules::timeline;
 use crate::secret::Secret;
 use crate::target::valid_repository;
 
@@ -83,10 +84,15 @@ async fn answer(app: &App, req: &host::HttpRequest<'_>) -> Answer {
         Ok(Delivery::WorkflowJob(ev)) if !valid_repository(&ev.repository) => {
             Answer::Malformed(format!("repository {:?} is not owner/name", ev.repository))
         }
-        Ok(Delivery::WorkflowJob(ev)) => match decide(&ev, &app.cfg) {
-            Decision::Enqueue(r) => Answer::Accepted(r),
-            Decision::Ignore(why) => Answer::Ignored(why),
-        },
+        Ok(Delivery::WorkflowJob(ev)) => {
+            if let Some(line) = timeline::job_line(&ev, &app.cfg, (app.clock)()) {
+                log::info_text(line.event, &line.fields);
+            }
+            match decide(&ev, &app.cfg) {
+                Decision::Enqueue(r) => Answer::Accepted(r),
+                Decision::Ignore(why) => Answer::Ignored(why),
+            }
+        }
     }
 }
 

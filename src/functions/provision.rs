@@ -17,6 +17,7 @@ use crate::rules::group::{container_group_body, created_at, is_managed, made_for
 use crate::rules::jobs::still_queued;
 use crate::rules::names;
 use crate::rules::request::{Create, Origin, Release, Request};
+use crate::rules::timeline::{self, Size};
 use crate::rules::warm;
 use crate::secret::Secret;
 
@@ -191,11 +192,19 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
     }
     match result {
         Ok(done) => {
-            let mut fields: Vec<log::Field<'_>> = vec![("op", &op), ("runner", &runner), ("attempt", &attempt), ("result", &done)];
-            if let Done::Created { warm: Some(hit) } = &done {
-                fields.push(("warm", hit));
+            let mut line = vec![
+                ("op", op.to_string()),
+                ("runner", runner),
+                ("attempt", attempt.to_string()),
+                ("result", done.to_string()),
+            ];
+            if let (Done::Created { warm }, Request::Create(c)) = (&done, &request) {
+                line.extend(timeline::created_fields(&c.repository, c.job, c.created_at, (app.clock)()));
+                if let Some(hit) = warm {
+                    line.push(("warm", hit.to_string()));
+                }
             }
-            log::info("provision", &fields);
+            log::info_text("provision", &line);
             Outcome::Done(InvokeResponse::default())
         }
         Err(Failure::Retry(e)) => {
@@ -518,8 +527,15 @@ async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     if let Some(x) = &runner {
         app.github.delete_runner(&pat, target, x.id).await?;
     }
-    if group.is_some() {
+    if let Some(g) = &group {
         app.arm.delete_group(&r.runner).await?;
+        let why = if r.only_if_idle { "cancelled" } else { "completed" };
+        let size = Size {
+            cpu: g.cpu,
+            memory_gb: g.memory_gb,
+        };
+        let line = timeline::group_deleted("release", why, &g.name, r.job, &g.tags, g.created, size, (app.clock)());
+        log::info_text(line.event, &line.fields);
     }
     Ok(Done::Released {
         deregistered: runner.is_some(),

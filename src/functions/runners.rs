@@ -145,6 +145,7 @@ fn request(app: &App, req: &host::HttpRequest<'_>, claims: Claims) -> Answer {
         run: claims.run_id,
         attempt: claims.run_attempt,
         labels,
+        created_at: None,
     })
 }
 
@@ -181,5 +182,6 @@ async fn release(app: &App, req: &host::HttpRequest<'_>, claims: Claims) -> Answ
         runner: name.to_string(),
         repository: claims.repository,
         only_if_idle: false,
+        job: None,
     })
 }

@@ -21,6 +21,7 @@ use crate::rules::reconcile::{self, ListedJob};
 use crate::rules::request::Origin;
 use crate::rules::request::{Create, Request};
 use crate::rules::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
+use crate::rules::timeline::{self, Size};
 use crate::rules::warm;
 use crate::target::valid_repository;
 use crate::target::Target;
@@ -317,6 +318,7 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
                     run: 0,
                     attempt: 0,
                     labels: cfg.runner_labels.clone(),
+                    created_at: None,
                 };
                 log::info(
                     if dry_run { "sweep.would-warm" } else { "sweep.warm" },
@@ -335,6 +337,7 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
         .collect::<Vec<_>>()
         .await;
     report.deletions = ended;
+    log_deleted_groups(app, &report, &groups);
 
     // 6. Jobs whose container ended before it took them get another runner.
     if let Some(pat) = pat {
@@ -404,6 +407,22 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
         report.read_failures.extend(failures);
     }
     report
+}
+
+/// The timeline: one `group.deleted` line per group this sweep removed, with what it cost.
+fn log_deleted_groups(app: &App, report: &Report, groups: &[Group]) {
+    let now = (app.clock)();
+    for (d, _) in report.deletions.iter().filter(|(_, e)| *e == Ended::Done) {
+        let Some(g) = d.group.as_ref().and_then(|n| groups.iter().find(|g| &g.name == n)) else {
+            continue;
+        };
+        let size = Size {
+            cpu: g.cpu,
+            memory_gb: g.memory_gb,
+        };
+        let line = timeline::group_deleted("sweep", d.reason.as_str(), &g.name, None, &g.tags, g.created, size, now);
+        log::info_text(line.event, &line.fields);
+    }
 }
 
 /// The jobs of a repository's runs that are not completed: one conditional call for the runs,

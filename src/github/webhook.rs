@@ -4,6 +4,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::clock::parse_rfc3339;
 pub use crate::job::{Job, JobEvent};
 use crate::secret::Secret;
 
@@ -40,7 +41,8 @@ pub fn split_secrets(value: &Secret) -> Vec<Secret> {
     value.expose().lines().filter(|l| !l.is_empty()).map(Secret::new).collect()
 }
 
-/// A delivery, parsed.
+/// A delivery, parsed. One is made per request and matched at once, so the job is not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     Ping,
@@ -68,6 +70,18 @@ struct RawJob {
     labels: Vec<String>,
     #[serde(default)]
     runner_name: Option<String>,
+    #[serde(default)]
+    workflow_name: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    started_at: Option<String>,
+    #[serde(default)]
+    completed_at: Option<String>,
+    #[serde(default)]
+    conclusion: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +268,12 @@ pub fn parse(event: Option<&str>, content_type: Option<&str>, body: &str) -> Res
             run_attempt: job.run_attempt.unwrap_or(1),
             labels: job.labels,
             runner_name: job.runner_name.filter(|n| !n.is_empty()),
+            workflow: job.workflow_name,
+            name: job.name,
+            created_at: job.created_at.as_deref().and_then(parse_rfc3339),
+            started_at: job.started_at.as_deref().and_then(parse_rfc3339),
+            completed_at: job.completed_at.as_deref().and_then(parse_rfc3339),
+            conclusion: job.conclusion,
         },
         repository,
         owner,
@@ -390,6 +410,12 @@ mod tests {
                 run_attempt: j["run_attempt"].as_u64().unwrap_or(1) as u32,
                 labels: j["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().into()).collect(),
                 runner_name: j["runner_name"].as_str().filter(|n| !n.is_empty()).map(Into::into),
+                workflow: j["workflow_name"].as_str().map(Into::into),
+                name: j["name"].as_str().map(Into::into),
+                created_at: j["created_at"].as_str().and_then(parse_rfc3339),
+                started_at: j["started_at"].as_str().and_then(parse_rfc3339),
+                completed_at: j["completed_at"].as_str().and_then(parse_rfc3339),
+                conclusion: j["conclusion"].as_str().map(Into::into),
             },
             repository: v["repository"]["full_name"].as_str().unwrap().into(),
             owner: v["repository"]["owner"]["login"].as_str().unwrap().into(),
@@ -408,6 +434,26 @@ mod tests {
             };
             assert_eq!(e, expected(fixture));
         }
+    }
+
+    #[test]
+    fn the_jobs_times_are_read_and_a_bad_one_is_no_bad_delivery() {
+        let fixture = include_str!("../../tests/data/workflow_job__completed.success.with-organization.payload.json");
+        let Delivery::WorkflowJob(e) = parse(Some("workflow_job"), None, fixture).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.job.created_at, Some(time::macros::datetime!(2021-08-05 10:33:58 UTC)));
+        assert_eq!(e.job.started_at, Some(time::macros::datetime!(2021-08-05 10:34:58 UTC)));
+        assert_eq!(e.job.completed_at, Some(time::macros::datetime!(2021-08-05 10:38:16 UTC)));
+        assert_eq!(
+            (e.job.workflow.as_deref(), e.job.conclusion.as_deref()),
+            (Some("CodeQL"), Some("success"))
+        );
+        let odd = r#"{"action":"completed","workflow_job":{"id":7,"run_id":8,"created_at":"yesterday","started_at":null},"repository":{"full_name":"o/r","owner":{"login":"o"}}}"#;
+        let Delivery::WorkflowJob(e) = parse(Some("workflow_job"), None, odd).unwrap() else {
+            panic!()
+        };
+        assert_eq!((e.job.created_at, e.job.started_at), (None, None));
     }
 
     #[test]

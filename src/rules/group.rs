@@ -106,6 +106,7 @@ pub fn webhook_request(name: &str, tags: &BTreeMap<String, String>, labels: &[St
         run: tags.get(tag::RUN_ID).and_then(|r| r.parse().ok()).unwrap_or(0),
         attempt: 1,
         labels: labels.to_vec(),
+        created_at: None,
     })
 }
 

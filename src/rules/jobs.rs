@@ -83,6 +83,7 @@ pub fn decide(event: &JobEvent, cfg: &Config) -> Decision {
             run: job.run_id,
             attempt: job.run_attempt,
             labels: cfg.runner_labels.clone(),
+            created_at: job.created_at,
         }));
     }
     // completed
@@ -91,12 +92,14 @@ pub fn decide(event: &JobEvent, cfg: &Config) -> Decision {
             runner: name.clone(),
             repository: event.repository.clone(),
             only_if_idle: false,
+            job: Some(job.id),
         })),
         Some(name) => ignore(format!("job ran on runner {name}, which is not ours")),
         None if labels_served(&job.labels, &cfg.runner_labels) => Decision::Enqueue(Request::Release(Release {
             runner: webhook_runner_name(&cfg.name_prefix, job.id),
             repository: event.repository.clone(),
             only_if_idle: true,
+            job: Some(job.id),
         })),
         None => ignore(format!("labels [{}] are not served", job.labels.join(", "))),
     }
@@ -117,6 +120,7 @@ mod tests {
                 run_attempt: 1,
                 labels: labels.iter().map(|s| s.to_string()).collect(),
                 runner_name: runner.map(str::to_string),
+                ..Job::default()
             },
             repository: "octo-org/octo-repo".into(),
             owner: "octo-org".into(),
@@ -211,7 +215,8 @@ mod tests {
             Decision::Enqueue(Request::Release(Release {
                 runner: "aci-runner-99".into(),
                 repository: "octo-org/octo-repo".into(),
-                only_if_idle: false
+                only_if_idle: false,
+                job: Some(42),
             }))
         );
         let d = decide(&event("completed", &["self-hosted", "aci"], None), &c);

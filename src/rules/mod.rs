@@ -10,6 +10,7 @@
 //! - [`sweep`]: what the sweeper removes, and why;
 //! - [`reconcile`]: which queued jobs no delivery asked a runner for;
 //! - [`redeliver`]: which failed App webhook deliveries to deliver again;
+//! - [`timeline`]: what each delivery, create and deletion logs about a job;
 //! - [`warm`]: the warm floor: when it applies, which idle runners it keeps, what it lacks.
 
 pub mod admission;
@@ -21,6 +22,7 @@ pub mod reconcile;
 pub mod redeliver;
 pub mod request;
 pub mod sweep;
+pub mod timeline;
 pub mod warm;
 
 /// What the rules' tests share: settings with stand-ins, and a webhook job's request.
@@ -47,6 +49,7 @@ pub(crate) mod fixtures {
             run: 7,
             attempt: 1,
             labels: vec!["self-hosted".into(), "linux".into(), "x64".into(), "aci".into()],
+            created_at: None,
         }
     }
 }

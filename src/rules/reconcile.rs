@@ -51,6 +51,7 @@ pub fn select(jobs: &[ListedJob], groups: &HashSet<String>, now: OffsetDateTime,
             run: j.run_id,
             attempt: j.run_attempt,
             labels: cfg.runner_labels.clone(),
+            created_at: j.created_at,
         })
         .collect()
 }
@@ -158,6 +159,7 @@ mod tests {
                 run: 7,
                 attempt: 1,
                 labels: c.runner_labels.clone(),
+                created_at: Some(NOW - time::Duration::seconds(300)),
             }]
         );
         assert_eq!(crate::rules::request::Request::Create(got[0].clone()).check("aci-runner"), Ok(()));

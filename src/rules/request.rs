@@ -57,6 +57,10 @@ pub struct Create {
     pub run: u64,
     pub attempt: u32,
     pub labels: Vec<String>,
+    /// When GitHub created the job (webhook and reconciled requests), so `provision` can log
+    /// how long the job waited for its container group.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub created_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +71,10 @@ pub struct Release {
     /// job, so it is released only if its runner is not busy.
     #[serde(default)]
     pub only_if_idle: bool,
+    /// The job whose `completed` delivery asked for this (webhook releases): the timeline says
+    /// which job a group ran, which may not be the one it was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<u64>,
 }
 
 impl Request {
@@ -146,11 +154,13 @@ mod tests {
                 run: 7,
                 attempt: 1,
                 labels: vec!["self-hosted".into(), "aci".into()],
+                created_at: Some(time::macros::datetime!(2026-12-01 10:00:00 UTC)),
             }),
             Request::Release(Release {
                 runner: "aci-runner-42".into(),
                 repository: "octo-org/octo-repo".into(),
                 only_if_idle: true,
+                job: Some(42),
             }),
         ];
         for r in requests {
@@ -271,6 +281,7 @@ mod tests {
                     runner: "GitHub Actions 5".into(),
                     repository: "octo-org/octo-repo".into(),
                     only_if_idle: false,
+                    job: None,
                 }),
             ),
         ];
