@@ -570,3 +570,66 @@ async fn in_app_mode_a_warm_runner_is_made_with_the_installations_token_and_a_hi
     })
     .await;
 }
+
+/// An `in_progress` delivery for job `id`, run by `runner`, created `wait` seconds before it
+/// started.
+fn started(id: u64, runner: &str, wait: i64) -> Delivery {
+    let mut v: serde_json::Value = serde_json::from_slice(include_bytes!("data/workflow_job__in_progress.payload.json")).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let j = &mut v["workflow_job"];
+    j["id"] = id.into();
+    j["labels"] = json!(LABELS);
+    j["runner_name"] = runner.into();
+    j["created_at"] = aci_runners::clock::rfc3339(now - time::Duration::seconds(wait)).into();
+    j["started_at"] = aci_runners::clock::rfc3339(now).into();
+    Delivery::new("workflow_job", serde_json::to_vec(&v).unwrap())
+}
+
+#[tokio::test]
+async fn the_timeline_says_hit_or_miss_and_handler_report_shows_them_apart_with_the_floors_idle_cost() {
+    run_test(warm_world(1), async |ctx| {
+        let warm = warm_up(ctx, 1).await;
+        for id in [81, 82] {
+            ctx.github().queue_job(REPO, id, &LABELS);
+            ctx.deliver(queued(id)).await.expect_status(202);
+        }
+        ctx.drain().await;
+        ctx.start_runners();
+        let (hit_runner, miss_runner) = {
+            let gh = ctx.github();
+            (gh.runner_of_job(81).unwrap(), gh.runner_of_job(82).unwrap())
+        };
+        assert_eq!(hit_runner, warm[0]);
+        ctx.deliver(started(81, &hit_runner, 4)).await.expect_status(200);
+        ctx.deliver(started(82, &miss_runner, 150)).await.expect_status(200);
+        ctx.expect_log("job.started repository=Codertocat/Hello-World job=82").await;
+        let logs = ctx.logs();
+        let started_line = |id: u64| {
+            logs.lines()
+                .find(|l| l.starts_with(&format!("job.started repository=Codertocat/Hello-World job={id} ")))
+                .unwrap_or_else(|| panic!("no job.started line for {id}:\n{logs}"))
+                .to_string()
+        };
+        assert!(started_line(81).contains(" warm=hit"), "{}", started_line(81));
+        // Job 82 ran on the runner made for 81 (it started first): from the runner's name alone
+        // the line cannot tell that runner was not waiting when 82 was queued. Provision's line,
+        // asked at 82's create, says miss, and the report takes that one.
+        assert_eq!(created_line_warm(ctx, "aci-runner-82").await.as_deref(), Some("miss"));
+        ctx.sweep().await;
+
+        let path = std::env::temp_dir().join(format!("warm-report-{}.log", std::process::id()));
+        std::fs::write(&path, ctx.logs()).unwrap();
+        let out = ctx.cli(&["report", path.to_str().unwrap()], &[]).await;
+        let _ = std::fs::remove_file(&path);
+        assert!(out.ok, "{}", out.stderr);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("warm runners: "))
+            .unwrap_or_else(|| panic!("no warm line:\n{}", out.stdout));
+        assert!(line.starts_with("warm runners: 1 hits (time to a runner p50 "), "{line}");
+        assert!(line.contains("), 1 misses (p50 "), "{line}");
+        assert!(line.contains("runner-hours, $"), "the floor's idle cost: {line}");
+    })
+    .await;
+}

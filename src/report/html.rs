@@ -359,6 +359,11 @@ pub fn render(f: &Figures, sources: &str) -> String {
         f.provision_retries,
         f.provision_dropped
     );
+    if let Some(w) = &f.warm {
+        // Before the closing tags: a paragraph of its own in the footer's place.
+        let at = out.rfind("</body>").unwrap_or(out.len());
+        out.insert_str(at, &format!("<p>{}</p>", escape(&super::text::warm_line(w))));
+    }
     out
 }
 

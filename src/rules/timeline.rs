@@ -126,7 +126,10 @@ pub fn job_line<'a>(event: &'a JobEvent, cfg: &Config, now: OffsetDateTime) -> O
             .text("ours", if ours.is_some() { "true" } else { "false" })
             .with_some("runner_made_for", made_for)
             .with_some("wait_s", job.created_at.zip(job.started_at).map(|(c, s)| seconds(c, s)));
-        // With warm runners: did the job find a runner of ours already waiting?
+        // With warm runners: did the job find a runner of ours already waiting? Read from the
+        // runner's name alone ([`crate::rules::warm::found_waiting`]): two misses whose runners
+        // start in the other order read as hits here; provision's `warm=`, asked at the create,
+        // is exact, and `handler report` prefers it.
         if cfg.warm.is_some() {
             let own = names::webhook_runner_name(&cfg.name_prefix, job.id);
             let hit = crate::rules::warm::found_waiting(&cfg.name_prefix, &own, job.runner_name.as_deref());
