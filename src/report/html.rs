@@ -372,6 +372,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_page_shows_warm_hits_and_misses_when_the_lines_say_warm() {
+        let mut f = Figures::default();
+        assert!(!render(&f, "x").contains("warm runners:"), "no warm runners: no warm paragraph");
+        f.warm = Some(crate::report::figures::WarmFigures {
+            hits: 3,
+            misses: 2,
+            ..Default::default()
+        });
+        let page = render(&f, "x");
+        assert!(page.contains("<p>warm runners: 3 hits"), "{page}");
+        assert!(
+            page.ends_with("</body></html>\n") || page.ends_with("</body></html>"),
+            "still one page"
+        );
+    }
+
+    #[test]
     fn a_repository_name_cannot_inject_markup_and_nothing_is_fetched() {
         let mut f = Figures::default();
         f.by_repository.insert("o/<script>alert(1)</script>".into(), Row::default());
