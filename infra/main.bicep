@@ -205,10 +205,10 @@ param githubAppKeyName string = 'github-app-key'
 @description('githubAuth=app: the key githubAppKeyName is in the vault, so the Function\'s identity can be given sign on it (a role assignment needs its key to exist). Deploy once with false, import the key, deploy again with true.')
 param githubAppKeyImported bool = false
 
-@description('WARM_RUNNERS: idle runners kept ready per target (not in this version yet: the handler refuses to start with it set); empty = none.')
+@description('WARM_RUNNERS: idle runners kept ready per target, e.g. octo-org/octo-repo=2 (repo scope) or octo-org=2 (org scope), comma list, or one number for every allow-listed target; empty = none.')
 param warmRunners string = ''
 
-@description('WARM_HOURS: when the warm floor applies (with warmRunners); empty = always.')
+@description('WARM_HOURS: when the warm floor applies (with warmRunners), e.g. Mon-Fri 07:00-19:00 UTC+01:00; outside it the floor is 0; empty = always.')
 param warmHours string = ''
 
 // ---------------------------------------------------------------------------------------

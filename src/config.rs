@@ -109,6 +109,39 @@ pub struct Config {
     /// `GITHUB_JIT_PER_MINUTE`: runner registrations this instance makes in any minute, under
     /// GitHub's secondary limit (180), pausing a minute after a refusal; 0 = no pacing.
     pub jit_per_minute: usize,
+    /// `WARM_RUNNERS` and `WARM_HOURS`; `None` when `WARM_RUNNERS` is unset (nothing of the
+    /// feature runs).
+    pub warm: Option<Warm>,
+}
+
+/// Warm runners: a floor of idle runners per target, during some hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warm {
+    /// `WARM_RUNNERS`, one entry per target, each target once.
+    pub floors: Vec<WarmFloor>,
+    /// `WARM_HOURS`; empty = always.
+    pub hours: Vec<WarmWindow>,
+}
+
+/// Idle runners kept ready in one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmFloor {
+    /// Lowercase `owner/name` (repo scope) or `owner` (org scope), as the scope names targets.
+    pub target: String,
+    pub runners: u32,
+}
+
+/// One window of `WARM_HOURS`: on these days, from `start` to `end` (minutes after midnight),
+/// at a fixed offset from UTC. An `end` at or before `start` runs past midnight into the next
+/// day (counted as the day it started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmWindow {
+    /// Monday first.
+    pub days: [bool; 7],
+    pub start: u16,
+    pub end: u16,
+    /// Minutes east of UTC (`UTC+01:00` = 60).
+    pub offset_minutes: i16,
 }
 
 /// Where settings come from: the process environment in `main`, a map in tests.
@@ -229,6 +262,35 @@ pub fn check_arm_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The owner of `owner/name`.
+pub fn owner_of(repository: &str) -> &str {
+    repository.split('/').next().unwrap_or(repository)
+}
+
+/// GitHub's grammar for a user or organization login: 1 to 39 letters, digits and hyphens,
+/// not starting with a hyphen. (GitHub also refuses a trailing or doubled hyphen in new names,
+/// but some old logins have them, so they are accepted.)
+pub fn valid_owner(owner: &str) -> bool {
+    (1..=39).contains(&owner.len()) && !owner.starts_with('-') && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// GitHub's grammar for a repository name: 1 to 100 letters, digits, `.`, `_` and `-`, and
+/// never `.` or `..`.
+pub fn valid_repository_name(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `owner/name`, each part by GitHub's grammar, so it can go into a URL path as it is.
+pub fn valid_repository(full_name: &str) -> bool {
+    match full_name.split_once('/') {
+        Some((owner, name)) => valid_owner(owner) && valid_repository_name(name),
+        None => false,
+    }
+}
+
 fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
     check_arm_name(prefix).map_err(|m| err("RUNNER_NAME_PREFIX", m))?;
     if prefix.len() > MAX_PREFIX_LEN {
@@ -338,6 +400,175 @@ fn check_schedule(s: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `WARM_RUNNERS`: a comma list of `TARGET=N` (`owner/name=N` in repo scope, `owner=N` in org
+/// scope), or one plain `N` for every target the allow-lists name (`ALLOWED_REPOSITORIES` in repo
+/// scope; `ALLOWED_OWNERS` and the owners of `ALLOWED_REPOSITORIES` in org scope). `N` is 1 to
+/// 100; each target once; a target the allow-lists leave out (when set) is refused, as its jobs
+/// are never served.
+pub fn parse_warm_runners(
+    v: &str,
+    scope: &Scope,
+    allowed_repositories: &[String],
+    allowed_owners: &[String],
+) -> Result<Vec<WarmFloor>, String> {
+    let count = |n: &str| -> Result<u32, String> {
+        let n = n.trim();
+        match n.parse::<u32>() {
+            Ok(x @ 1..=100) if n.bytes().all(|b| b.is_ascii_digit()) => Ok(x),
+            _ => Err(format!("{n:?} is not a number of runners from 1 to 100")),
+        }
+    };
+    let org = scope.is_org();
+    let allowed = |t: &str| -> bool {
+        if allowed_repositories.is_empty() && allowed_owners.is_empty() {
+            return true;
+        }
+        if org {
+            allowed_owners.iter().any(|o| o == t) || allowed_repositories.iter().any(|r| owner_of(r) == t)
+        } else {
+            allowed_repositories.iter().any(|r| r == t) || allowed_owners.iter().any(|o| o == owner_of(t))
+        }
+    };
+    let v = v.trim();
+    if !v.contains('=') {
+        let n = count(v)?;
+        let mut targets: Vec<String> = if org {
+            allowed_owners
+                .iter()
+                .cloned()
+                .chain(allowed_repositories.iter().map(|r| owner_of(r).to_string()))
+                .collect()
+        } else {
+            allowed_repositories.to_vec()
+        };
+        targets.sort();
+        targets.dedup();
+        if targets.is_empty() {
+            let lists = if org {
+                "ALLOWED_OWNERS or ALLOWED_REPOSITORIES"
+            } else {
+                "ALLOWED_REPOSITORIES"
+            };
+            return Err(format!(
+                "a plain number applies to every target {lists} names, and it names none; write TARGET=N (e.g. {})",
+                if org { "octo-org=2" } else { "octo-org/octo-repo=2" }
+            ));
+        }
+        return Ok(targets.into_iter().map(|target| WarmFloor { target, runners: n }).collect());
+    }
+    let mut floors: Vec<WarmFloor> = vec![];
+    for entry in v.split(',').map(str::trim) {
+        let Some((target, n)) = entry.split_once('=') else {
+            return Err(format!("{entry:?} is not TARGET=N"));
+        };
+        let target = target.trim().to_ascii_lowercase();
+        let fits = if org { valid_owner(&target) } else { valid_repository(&target) };
+        if !fits {
+            return Err(if org {
+                format!("{target:?} is not an organization (RUNNER_SCOPE=org registers runners to organizations: owner=N)")
+            } else {
+                format!("{target:?} is not owner/name (RUNNER_SCOPE=repo registers runners to repositories: owner/name=N)")
+            });
+        }
+        if !allowed(&target) {
+            return Err(format!(
+                "{target:?} is outside ALLOWED_REPOSITORIES/ALLOWED_OWNERS: its jobs are never served"
+            ));
+        }
+        if floors.iter().any(|f| f.target == target) {
+            return Err(format!("{target:?} is named twice"));
+        }
+        floors.push(WarmFloor {
+            target,
+            runners: count(n)?,
+        });
+    }
+    Ok(floors)
+}
+
+/// `WARM_HOURS`: a comma list of windows `DAYS HH:MM-HH:MM [ZONE]`. `DAYS` is a day (`Mon` …
+/// `Sun`), a range (`Mon-Fri`; `Fri-Mon` wraps) or `Daily`; times are 24-hour, the end may be
+/// `24:00`, and an end at or before the start runs past midnight. `ZONE` is `UTC` (the default)
+/// or a fixed offset, `UTC+01:00` / `UTC-05:00`: no daylight saving (write the offset that
+/// holds, or the window in UTC).
+pub fn parse_warm_hours(v: &str) -> Result<Vec<WarmWindow>, String> {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let day = |d: &str| {
+        DAYS.iter()
+            .position(|x| x.eq_ignore_ascii_case(d))
+            .ok_or_else(|| format!("{d:?} is not a day (Mon, Tue, Wed, Thu, Fri, Sat, Sun)"))
+    };
+    let clock = |t: &str, end: bool| -> Result<u16, String> {
+        let bad = || format!("{t:?} is not a time HH:MM (00:00 to {})", if end { "24:00" } else { "23:59" });
+        let (h, m) = t.split_once(':').ok_or_else(bad)?;
+        if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        match (h, m) {
+            (24, 0) if end => Ok(24 * 60),
+            (0..=23, 0..=59) => Ok(h * 60 + m),
+            _ => Err(bad()),
+        }
+    };
+    let zone = |z: &str| -> Result<i16, String> {
+        let bad = || format!("{z:?} is not UTC or a fixed offset such as UTC+01:00 or UTC-05:00");
+        let upper = z.to_ascii_uppercase();
+        let rest = upper.strip_prefix("UTC").ok_or_else(bad)?;
+        if rest.is_empty() {
+            return Ok(0);
+        }
+        let sign = match rest.as_bytes()[0] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return Err(bad()),
+        };
+        let minutes = clock(&rest[1..], false).map_err(|_| bad())?;
+        if minutes > 14 * 60 {
+            return Err(bad());
+        }
+        Ok(sign * minutes as i16)
+    };
+    let mut out = vec![];
+    for window in v.split(',').map(str::trim) {
+        let parts: Vec<&str> = window.split_whitespace().collect();
+        let (days, times, offset) = match parts.as_slice() {
+            [d, t] => (*d, *t, 0),
+            [d, t, z] => (*d, *t, zone(z)?),
+            _ => return Err(format!("{window:?} is not DAYS HH:MM-HH:MM [ZONE], e.g. Mon-Fri 07:00-19:00 UTC")),
+        };
+        let mut set = [false; 7];
+        if days.eq_ignore_ascii_case("daily") {
+            set = [true; 7];
+        } else {
+            let (first, last) = match days.split_once('-') {
+                Some((a, b)) => (day(a)?, day(b)?),
+                None => (day(days)?, day(days)?),
+            };
+            let mut d = first;
+            loop {
+                set[d] = true;
+                if d == last {
+                    break;
+                }
+                d = (d + 1) % 7;
+            }
+        }
+        let (start, end) = times.split_once('-').ok_or_else(|| format!("{times:?} is not HH:MM-HH:MM"))?;
+        let (start, end) = (clock(start, false)?, clock(end, true)?);
+        if start == end {
+            return Err(format!("{times:?} is empty; for the whole day write 00:00-24:00"));
+        }
+        out.push(WarmWindow {
+            days: set,
+            start,
+            end,
+            offset_minutes: offset,
+        });
+    }
+    Ok(out)
+}
+
 impl Config {
     /// Reads and checks every setting. The first problem found is returned, naming its setting.
     pub fn from_env(env: &dyn Env) -> Result<Config, ConfigError> {
@@ -419,14 +650,6 @@ impl Config {
 
         let github_app = read_github_app(&r)?;
 
-        // Settings of features this version does not have yet: refused, never silently ignored
-        // (a deployment that sets one expects it to work).
-        for (setting, feature) in [("WARM_RUNNERS", "warm runners"), ("WARM_HOURS", "warm runners")] {
-            if r.opt(setting).is_some() {
-                return Err(err(setting, format!("{feature} is not in this version yet; unset it")));
-            }
-        }
-
         // Read by the host (`%SWEEP_SCHEDULE%` in the timer's function.json), checked here.
         check_schedule(&r.or("SWEEP_SCHEDULE", "0 */5 * * * *"))?;
 
@@ -465,6 +688,38 @@ impl Config {
             return Err(err("ALLOWED_REPOSITORIES", format!("{bad:?} is not owner/name")));
         }
         let allowed_owners = lower(r.list("ALLOWED_OWNERS"));
+
+        let warm = match (r.opt("WARM_RUNNERS"), r.opt("WARM_HOURS")) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(err("WARM_HOURS", "is set but WARM_RUNNERS is not; set both, or neither")),
+            (Some(runners), hours) => {
+                let floors =
+                    parse_warm_runners(&runners, &scope, &allowed_repositories, &allowed_owners).map_err(|m| err("WARM_RUNNERS", m))?;
+                let total: u64 = floors.iter().map(|f| u64::from(f.runners)).sum();
+                if total >= u64::from(max_runners) {
+                    return Err(err(
+                        "WARM_RUNNERS",
+                        format!("{total} warm runners in all leave no room under MAX_RUNNERS ({max_runners}) for the runner a job's create makes; keep the sum below it"),
+                    ));
+                }
+                if let Some(share) = max_runners_per_repository {
+                    if let Some(f) = floors.iter().find(|f| f.runners >= share && f.target.contains('/')) {
+                        return Err(err(
+                            "WARM_RUNNERS",
+                            format!(
+                                "{}={} reaches MAX_RUNNERS_PER_REPOSITORY ({share}): no room is left for its jobs' creates",
+                                f.target, f.runners
+                            ),
+                        ));
+                    }
+                }
+                let hours = match hours {
+                    None => vec![],
+                    Some(h) => parse_warm_hours(&h).map_err(|m| err("WARM_HOURS", m))?,
+                };
+                Some(Warm { floors, hours })
+            }
+        };
 
         let retry = RetryPolicy {
             max_attempts: r.positive("RETRY_MAX_ATTEMPTS", 4)? as u32,
@@ -506,6 +761,7 @@ impl Config {
             host_header_timeout: Duration::from_millis(r.positive("HOST_HEADER_TIMEOUT_MS", 130_000)?),
             reconcile_after: Duration::from_secs(r.positive("RECONCILE_AFTER_SECONDS", 120)?),
             jit_per_minute: r.parse("GITHUB_JIT_PER_MINUTE", 180, "a whole number")?,
+            warm,
         };
         check_audience(&cfg)?;
         Ok(cfg)
@@ -624,13 +880,201 @@ mod tests {
             ),
             ("an App client id with a space", "GITHUB_APP_CLIENT_ID", "Iv23li example"),
             ("an App key name without a client id", "GITHUB_APP_KEY_NAME", "github-app-key"),
-            ("warm runners, not built yet", "WARM_RUNNERS", "octo-org=2"),
-            ("warm hours, not built yet", "WARM_HOURS", "Mon-Fri 07:00-19:00"),
+            ("warm runners for an organization in repo scope", "WARM_RUNNERS", "octo-org=2"),
+            ("warm hours without warm runners", "WARM_HOURS", "Mon-Fri 07:00-19:00"),
         ];
         for (rule, setting, value) in cases {
             let e = error_of(&[(setting, value)]);
             assert_eq!(e.setting, *setting, "{rule}: {e}");
         }
+    }
+
+    fn floors(v: &str, org: bool, repos: &[&str], owners: &[&str]) -> Result<Vec<(String, u32)>, String> {
+        let scope = if org { Scope::Org { runner_group_id: 1 } } else { Scope::Repo };
+        let own = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        parse_warm_runners(v, &scope, &own(repos), &own(owners)).map(|f| f.into_iter().map(|f| (f.target, f.runners)).collect())
+    }
+
+    #[test]
+    fn warm_runners_name_a_floor_per_target() {
+        type Names = &'static [&'static str];
+        type Floors = &'static [(&'static str, u32)];
+        let ok: &[(&str, &str, bool, Names, Names, Floors)] = &[
+            (
+                "one repository",
+                "octo-org/octo-repo=2",
+                false,
+                &[],
+                &[],
+                &[("octo-org/octo-repo", 2)],
+            ),
+            (
+                "a list, spaces and case forgiven",
+                " Octo-Org/A=1 , octo-org/b = 3",
+                false,
+                &[],
+                &[],
+                &[("octo-org/a", 1), ("octo-org/b", 3)],
+            ),
+            ("an organization in org scope", "octo-org=2", true, &[], &[], &[("octo-org", 2)]),
+            (
+                "a plain number for every allowed repository",
+                "2",
+                false,
+                &["o/b", "o/a"],
+                &[],
+                &[("o/a", 2), ("o/b", 2)],
+            ),
+            (
+                "a plain number for every allowed owner in org scope",
+                "1",
+                true,
+                &["x/r"],
+                &["o"],
+                &[("o", 1), ("x", 1)],
+            ),
+            ("an allowed owner's repository", "o/r=1", false, &[], &["o"], &[("o/r", 1)]),
+        ];
+        for (rule, v, org, repos, owners, want) in ok {
+            let got = floors(v, *org, repos, owners).unwrap_or_else(|e| panic!("{rule}: {e}"));
+            let want: Vec<(String, u32)> = want.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+            assert_eq!(got, want, "{rule}");
+        }
+        let refused: &[(&str, &str, bool, Names, Names)] = &[
+            ("an organization in repo scope", "octo-org=2", false, &[], &[]),
+            ("a repository in org scope", "octo-org/r=2", true, &[], &[]),
+            ("zero", "o/r=0", false, &[], &[]),
+            ("over a hundred", "o/r=101", false, &[], &[]),
+            ("a sign", "o/r=+2", false, &[], &[]),
+            ("not a number", "o/r=two", false, &[], &[]),
+            ("no count", "o/r=", false, &[], &[]),
+            ("no target", "=2", false, &[], &[]),
+            ("an entry without =", "o/r=1,o/s", false, &[], &[]),
+            ("a path in the target", "o/../x=1", false, &[], &[]),
+            ("a target named twice", "o/r=1,O/R=2", false, &[], &[]),
+            ("a target the allow-lists leave out", "o/r=1", false, &["o/s"], &[]),
+            ("a plain number with no allow-list", "2", false, &[], &[]),
+            ("a plain number with only owners in repo scope", "2", false, &[], &["o"]),
+        ];
+        for (rule, v, org, repos, owners) in refused {
+            assert!(floors(v, *org, repos, owners).is_err(), "{rule}");
+        }
+    }
+
+    #[test]
+    fn warm_hours_are_windows_of_days_and_times() {
+        let weekdays = [true, true, true, true, true, false, false];
+        let ok: &[(&str, &str, Vec<WarmWindow>)] = &[
+            (
+                "business hours in UTC by default",
+                "Mon-Fri 07:00-19:00",
+                vec![WarmWindow {
+                    days: weekdays,
+                    start: 420,
+                    end: 1140,
+                    offset_minutes: 0,
+                }],
+            ),
+            (
+                "a fixed offset",
+                "mon-fri 07:00-19:00 UTC+01:00",
+                vec![WarmWindow {
+                    days: weekdays,
+                    start: 420,
+                    end: 1140,
+                    offset_minutes: 60,
+                }],
+            ),
+            (
+                "a range that wraps, to midnight, west of UTC",
+                "Fri-Mon 00:00-24:00 utc-05:30",
+                vec![WarmWindow {
+                    days: [true, false, false, false, true, true, true],
+                    start: 0,
+                    end: 1440,
+                    offset_minutes: -330,
+                }],
+            ),
+            (
+                "several windows, one overnight",
+                "Daily 22:00-06:00, Sat 09:00-12:00 UTC",
+                vec![
+                    WarmWindow {
+                        days: [true; 7],
+                        start: 1320,
+                        end: 360,
+                        offset_minutes: 0,
+                    },
+                    WarmWindow {
+                        days: [false, false, false, false, false, true, false],
+                        start: 540,
+                        end: 720,
+                        offset_minutes: 0,
+                    },
+                ],
+            ),
+        ];
+        for (rule, v, want) in ok {
+            assert_eq!(&parse_warm_hours(v).unwrap_or_else(|e| panic!("{rule}: {e}")), want, "{rule}");
+        }
+        let refused: &[(&str, &str)] = &[
+            ("no times", "Mon-Fri"),
+            ("no days", "07:00-19:00"),
+            ("a day that is not one", "Mon-Fry 07:00-19:00"),
+            ("full day names", "Monday 07:00-19:00"),
+            ("an hour past 23", "Mon 07:00-25:00"),
+            ("24:00 as a start", "Mon 24:00-06:00"),
+            ("a minute past 59", "Mon 07:60-19:00"),
+            ("one-digit hours", "Mon 7:00-19:00"),
+            ("seconds", "Mon 07:00:00-19:00"),
+            ("an empty window", "Mon 07:00-07:00"),
+            ("a named zone", "Mon 07:00-19:00 Europe/Berlin"),
+            ("an offset past 14 hours", "Mon 07:00-19:00 UTC+15:00"),
+            ("an offset without a sign", "Mon 07:00-19:00 UTC01:00"),
+            ("a trailing comma", "Mon 07:00-19:00,"),
+            ("a fourth word", "Mon 07:00-19:00 UTC extra"),
+        ];
+        for (rule, v) in refused {
+            assert!(parse_warm_hours(v).is_err(), "{rule}: {v}");
+        }
+    }
+
+    #[test]
+    fn warm_settings_are_read_together_and_fit_the_caps() {
+        let c = Config::from_env(&env(&[
+            ("WARM_RUNNERS", "octo-org/octo-repo=2"),
+            ("WARM_HOURS", "Mon-Fri 07:00-19:00"),
+        ]))
+        .unwrap();
+        let warm = c.warm.unwrap();
+        assert_eq!(
+            warm.floors,
+            [WarmFloor {
+                target: "octo-org/octo-repo".into(),
+                runners: 2
+            }]
+        );
+        assert_eq!(warm.hours.len(), 1);
+        assert!(Config::from_env(&env(&[])).unwrap().warm.is_none(), "unset: no warm runners");
+        let refused: &[(&str, &[(&str, &str)])] = &[
+            (
+                "a floor that fills MAX_RUNNERS",
+                &[("MAX_RUNNERS", "4"), ("WARM_RUNNERS", "o/a=2,o/b=2")],
+            ),
+            (
+                "a floor that fills a repository's share",
+                &[("MAX_RUNNERS_PER_REPOSITORY", "2"), ("WARM_RUNNERS", "o/a=2")],
+            ),
+            ("bad hours", &[("WARM_RUNNERS", "o/a=1"), ("WARM_HOURS", "weekdays")]),
+        ];
+        for (rule, pairs) in refused {
+            let e = error_of(pairs);
+            assert!(matches!(e.setting, "WARM_RUNNERS" | "WARM_HOURS"), "{rule}: {e}");
+        }
+        assert_eq!(
+            error_of(&[("WARM_RUNNERS", "o/a=1"), ("WARM_HOURS", "weekdays")]).setting,
+            "WARM_HOURS"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::fmt;
 
 use crate::config::Scope;
+// GitHub's name grammar lives beside ARM's in config, which checks settings with it.
+pub use crate::config::{owner_of, valid_owner, valid_repository, valid_repository_name};
 
 /// A repository (`owner/name`) or an organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,35 +45,6 @@ impl fmt::Display for Target<'_> {
             Target::Repo(r) => write!(f, "repo {r}"),
             Target::Org(o) => write!(f, "org {o}"),
         }
-    }
-}
-
-/// The owner of `owner/name`.
-pub fn owner_of(repository: &str) -> &str {
-    repository.split('/').next().unwrap_or(repository)
-}
-
-/// GitHub's grammar for a user or organization login: 1 to 39 letters, digits and hyphens,
-/// not starting with a hyphen. (GitHub also refuses a trailing or doubled hyphen in new names,
-/// but some old logins have them, so they are accepted.)
-pub fn valid_owner(owner: &str) -> bool {
-    (1..=39).contains(&owner.len()) && !owner.starts_with('-') && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// GitHub's grammar for a repository name: 1 to 100 letters, digits, `.`, `_` and `-`, and
-/// never `.` or `..`.
-pub fn valid_repository_name(name: &str) -> bool {
-    (1..=100).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// `owner/name`, each part by GitHub's grammar, so it can go into a URL path as it is.
-pub fn valid_repository(full_name: &str) -> bool {
-    match full_name.split_once('/') {
-        Some((owner, name)) => valid_owner(owner) && valid_repository_name(name),
-        None => false,
     }
 }
 

@@ -895,3 +895,97 @@ async fn a_delivery_list_whose_next_page_is_elsewhere_never_gets_the_app_jwt() {
     })
     .await;
 }
+
+// ------------------------------------------------ warm runners: names and messages
+
+#[tokio::test]
+async fn a_warm_request_that_does_not_fit_the_grammar_is_dropped_once_without_a_call() {
+    let warm = |f: &dyn Fn(&mut Value)| {
+        let mut v = json!({"op": "create", "runner": "aci-runner-w-abcdef01", "repository": VICTIM, "origin": "warm",
+                           "run": 0, "attempt": 0, "labels": ["self-hosted", "aci"]});
+        f(&mut v);
+        v.to_string()
+    };
+    let messages = [
+        warm(&|v| v["repository"] = json!("octo-org/../../orgs/other")),
+        warm(&|v| v["repository"] = json!("octo-org%2Focto-repo")),
+        warm(&|v| v["repository"] = json!("")),
+        warm(&|v| v["runner"] = json!("aci-runner-w-ABCDEF01")),
+        warm(&|v| v["runner"] = json!("aci-runner-w-abcdef01/../../x")),
+        warm(&|v| v["runner"] = json!("aci-w-abcdef01")),
+        warm(&|v| v["runner"] = json!("aci-runner-42")),
+        warm(&|v| v["job"] = json!(42)),
+        warm(&|v| v["run"] = json!(7)),
+        // A job's request under a warm name.
+        create(|v| v["runner"] = json!("aci-runner-w-abcdef01")),
+        release("aci-runner-w-abcdef01/../x", VICTIM),
+    ];
+    run_test(World::new().setting("WARM_RUNNERS", "octo-org/octo-repo=1"), async |ctx| {
+        expect_each_dropped_once(ctx, &messages, "error=\"message refused: ").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_warm_request_for_an_organization_in_repo_scope_reaches_neither_github_nor_arm() {
+    let m = json!({"op": "create", "runner": "aci-runner-w-abcdef01", "repository": "octo-org", "origin": "warm",
+                   "run": 0, "attempt": 0, "labels": ["self-hosted", "aci"]})
+    .to_string();
+    run_test(World::new().setting("WARM_RUNNERS", "octo-org/octo-repo=1"), async |ctx| {
+        ctx.host().enqueue(QUEUE, &m);
+        assert_eq!(ctx.drain().await, 1);
+        expect_no_call(ctx);
+        let lines = dropped(ctx);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("does not fit RUNNER_SCOPE"), "{}", lines[0]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_warm_floor_neither_counts_nor_touches_a_siblings_or_a_forged_warm_group() {
+    // Prefix `aci` shares the resource group and the repository; someone who may write tags
+    // has tagged a group `warm=true` under a name outside our grammar.
+    let world = World::new()
+        .setting("WARM_RUNNERS", "octo-org/octo-repo=1")
+        .arm(|arm| {
+            arm.seed("aci-w-0000000a", true, "Succeeded", Some("Running"), &common::minutes_ago(30))
+                .tag("aci-w-0000000a", "warm", "true")
+                .seed(
+                    "aci-runner-w-nothex00",
+                    true,
+                    "Succeeded",
+                    Some("Running"),
+                    &common::minutes_ago(30),
+                )
+                .tag("aci-runner-w-nothex00", "warm", "true")
+                .seed(
+                    "aci-runner-w-0000000b",
+                    true,
+                    "Succeeded",
+                    Some("Running"),
+                    &common::minutes_ago(900),
+                )
+                .tag("aci-runner-w-0000000b", "warm", "true")
+        })
+        .github(|gh| {
+            gh.runner("repos/octo-org/octo-repo", "aci-w-0000000a", "online", false)
+                .runner("repos/octo-org/octo-repo", "aci-runner-w-nothex00", "online", false)
+                .runner("repos/octo-org/octo-repo", "aci-runner-w-0000000b", "online", false)
+        });
+    run_test(world, async |ctx| {
+        ctx.sweep().await;
+        let summary = ctx.sweep_summary();
+        // Only our own warm group is seen: rotated at the lifetime cap, and replaced.
+        assert!(summary.starts_with("sweep groups=1 runners=1 "), "{summary}");
+        assert!(
+            summary.contains("warm_floor=1 warm_requested=1 warm_rotated=1 warm_removed=0"),
+            "{summary}"
+        );
+        ctx.arm().settle().expect_groups(["aci-runner-w-nothex00", "aci-w-0000000a"]);
+        ctx.github().expect_runners(["aci-runner-w-nothex00", "aci-w-0000000a"]);
+        ctx.expect_queued(1);
+        ctx.drain().await;
+    })
+    .await;
+}

@@ -202,3 +202,18 @@ async fn app_mode_checks_the_key_the_jwt_the_webhook_and_each_installation() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn warm_runners_are_in_the_settings_line_and_their_targets_rights_are_checked() {
+    run_test(World::new().without_host(), async |ctx| {
+        let extra = [("WARM_RUNNERS", "octo-org/octo-repo=2"), ("WARM_HOURS", "Mon-Fri 07:00-19:00")];
+        let (ok, text) = check(ctx, &extra).await;
+        assert!(ok, "{text}");
+        assert!(
+            line(&text, "settings").contains(", warm runners octo-org/octo-repo=2 (during WARM_HOURS)"),
+            "{text}"
+        );
+        assert!(line(&text, "github.runner-rights").contains("repo octo-org/octo-repo"), "{text}");
+    })
+    .await;
+}

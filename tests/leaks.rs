@@ -219,3 +219,55 @@ async fn no_installation_token_or_app_jwt_leaks_in_app_mode() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn no_secret_leaks_from_warm_runners() {
+    let world = World::new().setting("WARM_RUNNERS", "codertocat/hello-world=2");
+    run_test(world, async |ctx| {
+        // The sweeper asks for two warm runners; one is made, GitHub refuses the other's JIT call.
+        ctx.sweep().await;
+        ctx.github().c.faults.push(Fault {
+            only: None,
+            op: "jit",
+            times: 1,
+            resp: Resp::json(401, json!({"message": "Bad credentials"})),
+        });
+        ctx.drain().await;
+        ctx.start_runners();
+        // A job lands on the warm runner; its own create replaces it; it completes.
+        let warm = ctx.arm().groups.keys().next().cloned().expect("one warm group");
+        ctx.github().queue_job("repos/Codertocat/Hello-World", 11, &["self-hosted", "aci"]);
+        ctx.deliver(queued(11)).await.expect_status(202);
+        ctx.drain().await;
+        ctx.expect_log("warm=hit").await;
+        ctx.github().finish_job(11);
+        ctx.arm().settle().container_exits(&warm, "Succeeded");
+        ctx.deliver(completed(11, Some(&warm))).await.expect_status(202);
+        ctx.drain().await;
+        ctx.sweep().await;
+        ctx.drain().await;
+
+        let jit_configs: Vec<String> = ctx.github().jit_configs.iter().map(|(_, j)| j.clone()).collect();
+        assert!(jit_configs.len() >= 2, "the warm runner and its replacement: {jit_configs:?}");
+        let mut secrets = vec![PAT.to_string(), WEBHOOK_SECRET.to_string(), MI_TOKEN.to_string()];
+        secrets.extend(jit_configs.iter().cloned());
+        let host = ctx.host();
+        let seen = format!("{}\n{}", host.logs(), host.answers.lock().unwrap().join("\n"));
+        let arm = ctx.arm();
+        for (name, body) in &arm.puts {
+            let env = &body["properties"]["containers"][0]["properties"]["environmentVariables"];
+            assert_eq!(env[0]["name"], "ACTIONS_RUNNER_INPUT_JITCONFIG");
+            assert!(env[0].get("value").is_none(), "{name}: the JIT config only as a secureValue");
+            assert!(body.get("identity").is_none(), "{name}: no managed identity on a runner's group");
+            let tags = body["tags"].to_string();
+            for s in &secrets {
+                assert!(!tags.contains(s.as_str()), "a secret in {name}'s tags");
+            }
+        }
+        for s in &secrets {
+            assert!(!seen.contains(s.as_str()), "a secret in the logs or answers:\n{seen}");
+        }
+        assert!(seen.contains("sweep.warm runner=aci-runner-w-"), "{seen}");
+    })
+    .await;
+}

@@ -92,10 +92,17 @@ async fn pat_check(app: &App, out: &mut Vec<Check>) -> Option<crate::secret::Sec
 
 /// The targets whose rights are checked: the allowed repositories (repo scope) or owners (org).
 fn allowed_targets(cfg: &Config) -> Vec<String> {
-    match cfg.scope {
+    let mut targets = match cfg.scope {
         Scope::Repo => cfg.allowed_repositories.clone(),
         Scope::Org { .. } => cfg.allowed_owners.clone(),
+    };
+    // The warm floors' targets: the sweeper registers runners there on its own.
+    for f in cfg.warm.iter().flat_map(|w| &w.floors) {
+        if !targets.iter().any(|t| t.eq_ignore_ascii_case(&f.target)) {
+            targets.push(f.target.clone());
+        }
     }
+    targets
 }
 
 /// Can the PAT or the App's installation token manage self-hosted runners in each target?
@@ -315,7 +322,8 @@ pub fn settings_check(result: &Result<Config, crate::config::ConfigError>) -> Ch
                 } else {
                     "off (OIDC_AUDIENCE unset)"
                 }
-            ) + &c.warnings().iter().map(|w| format!("; WARNING: {w}")).collect::<String>(),
+            ) + &warm_summary(c)
+                + &c.warnings().iter().map(|w| format!("; WARNING: {w}")).collect::<String>(),
         ),
         Err(e) => fail(
             "settings",
@@ -323,6 +331,14 @@ pub fn settings_check(result: &Result<Config, crate::config::ConfigError>) -> Ch
             &format!("set {} as the README's settings table says", e.setting),
         ),
     }
+}
+
+/// `, warm runners o/r=2, o/s=1 (during WARM_HOURS)` with `WARM_RUNNERS` set; nothing without.
+fn warm_summary(c: &Config) -> String {
+    let Some(w) = &c.warm else { return String::new() };
+    let floors: Vec<String> = w.floors.iter().map(|f| format!("{}={}", f.target, f.runners)).collect();
+    let when = if w.hours.is_empty() { "always" } else { "during WARM_HOURS" };
+    format!(", warm runners {} ({when})", floors.join(", "))
 }
 
 /// Every check that needs the network, in order.

@@ -34,6 +34,13 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    for c in report.warm.iter().flat_map(|w| &w.requested) {
+        let _ = writeln!(
+            out,
+            "{:<10} request warm runner {} ({}): the floor lacks it",
+            "warm", c.runner, c.repository
+        );
+    }
     for id in report.redelivered.iter().flatten() {
         let _ = writeln!(out, "{:<10} App webhook delivery {id}: its delivery failed", "redeliver");
     }
@@ -42,4 +49,42 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(out, "{}", report.summary());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::sweep::WarmReport;
+    use crate::rules::request::{Create, Origin};
+
+    #[test]
+    fn the_warm_runners_a_sweep_would_ask_for_are_listed_before_the_summary() {
+        let report = Report {
+            warm: Some(WarmReport {
+                floor: 1,
+                requested: vec![Create {
+                    runner: "aci-runner-w-abcdef01".into(),
+                    repository: "octo-org/octo-repo".into(),
+                    origin: Origin::Warm,
+                    job: None,
+                    run: 0,
+                    attempt: 0,
+                    labels: vec!["aci".into()],
+                    created_at: None,
+                }],
+                idle_seconds: 0,
+            }),
+            dry_run: true,
+            ..Report::default()
+        };
+        let out = render(&report);
+        assert!(
+            out.starts_with("warm       request warm runner aci-runner-w-abcdef01 (octo-org/octo-repo): the floor lacks it\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(" reconciled=0 redelivered=0 warm_floor=1 warm_requested=1 warm_rotated=0 warm_removed=0 warm_idle_s=0 failed=0 dry_run=true"),
+            "{out}"
+        );
+    }
 }

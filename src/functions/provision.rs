@@ -18,6 +18,7 @@ use crate::rules::jobs::still_queued;
 use crate::rules::names;
 use crate::rules::request::{Create, Origin, Release, Request};
 use crate::rules::timeline::{self, Size};
+use crate::rules::warm;
 use crate::secret::Secret;
 
 /// The longest one invocation may take. Each outbound call has its own timeout and retries, and
@@ -30,7 +31,11 @@ pub const INVOCATION_BUDGET: Duration = Duration::from_secs(240);
 /// How one message ended.
 #[derive(Debug)]
 enum Done {
-    Created,
+    /// `warm`: with `WARM_RUNNERS` set, whether a webhook job found a runner already waiting
+    /// (`hit`: another runner of ours took it before this create, which replaces that runner).
+    Created {
+        warm: Option<Hit>,
+    },
     Exists,
     UnderWay,
     /// Another request for the same runner is waiting here for room.
@@ -46,12 +51,35 @@ enum Done {
     NotManaged,
     /// The group was made for another repository or organization (named here).
     OtherTarget(String),
+    /// A warm runner no longer wanted: its target has no floor now (outside `WARM_HOURS`, or
+    /// `WARM_RUNNERS` changed).
+    WarmNotWanted,
+    /// A warm runner not made: no room under the caps, ACI's capacity or GitHub's limits (what
+    /// would make a job's create wait). It does not wait: the next sweep asks again if the floor
+    /// still lacks it, and a job's create never queues behind it.
+    WarmNoRoom(String),
+}
+
+/// Did a webhook job find a runner already waiting?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hit {
+    Hit,
+    Miss,
+}
+
+impl std::fmt::Display for Hit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Hit::Hit => "hit",
+            Hit::Miss => "miss",
+        })
+    }
 }
 
 impl std::fmt::Display for Done {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Done::Created => f.write_str("created"),
+            Done::Created { .. } => f.write_str("created"),
             Done::Exists => f.write_str("exists"),
             Done::UnderWay => f.write_str("exists: another invocation here is creating it"),
             Done::Duplicate => f.write_str("dropped: a request for this runner is already waiting here"),
@@ -62,6 +90,8 @@ impl std::fmt::Display for Done {
             Done::KeptBusy => f.write_str("kept: runner is busy with another job"),
             Done::NotManaged => f.write_str("left alone: group is not managed-by=aci-runners"),
             Done::OtherTarget(t) => write!(f, "left alone: group was made for {t}, not for this delivery's target"),
+            Done::WarmNotWanted => f.write_str("dropped: no warm floor for its target now"),
+            Done::WarmNoRoom(why) => write!(f, "skipped: {why}; the next sweep asks again"),
         }
     }
 }
@@ -145,6 +175,13 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
             INVOCATION_BUDGET.as_secs()
         )))
     });
+    // A warm runner never waits (a cap, ACI's capacity, GitHub's limits): the next sweep asks
+    // again if its floor still lacks it, and no job's create queues behind it.
+    let warm = matches!(&request, Request::Create(c) if c.origin == Origin::Warm);
+    let result = match result {
+        Err(Failure::Wait(why)) if warm => Ok(Done::WarmNoRoom(why)),
+        other => other,
+    };
     let op = request.op();
     if is_create {
         match &result {
@@ -161,8 +198,11 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
                 ("attempt", attempt.to_string()),
                 ("result", done.to_string()),
             ];
-            if let (Done::Created, Request::Create(c)) = (&done, &request) {
+            if let (Done::Created { warm }, Request::Create(c)) = (&done, &request) {
                 line.extend(timeline::created_fields(&c.repository, c.job, c.created_at, (app.clock)()));
+                if let Some(hit) = warm {
+                    line.push(("warm", hit.to_string()));
+                }
             }
             log::info_text("provision", &line);
             Outcome::Done(InvokeResponse::default())
@@ -231,13 +271,36 @@ async fn live_groups(app: &App, listed: &[Group], list_started: Instant, reposit
 /// calls an hour.
 pub const STATUS_EVERY: u32 = 15;
 
-/// Is what the request was made for still waiting for a runner? A webhook job still queued, or
-/// a workflow-step request's run not completed (its runner serves later jobs of the run).
-async fn still_wanted(app: &App, pat: &Credential, c: &Create) -> Result<Result<(), Done>, Failure> {
+/// The warm floor of the target a request's runner goes to, now.
+fn floor_now(app: &App, c: &Create) -> u32 {
+    warm::floor_of(app.cfg.warm.as_ref(), app.target(&c.repository).name(), (app.clock)())
+}
+
+/// With `WARM_RUNNERS` set, a webhook job another runner of ours took before its own create:
+/// a hit. Its create goes on while the target has a floor: it replaces the runner that took it.
+fn taken_by_another_of_ours(app: &App, c: &Create, runner: Option<&str>) -> bool {
+    app.cfg.warm.is_some() && warm::found_waiting(&app.cfg.name_prefix, &c.runner, runner)
+}
+
+/// Is what the request was made for still waiting for a runner? A webhook job still queued (or,
+/// with a warm floor, taken by a runner of ours that this create replaces), a workflow-step
+/// request's run not completed (its runner serves later jobs of the run), a warm runner's
+/// target still with a floor. `hit` is set when a webhook job's status was read.
+async fn still_wanted(app: &App, pat: &Credential, c: &Create, hit: &mut Option<Hit>) -> Result<Result<(), Done>, Failure> {
+    if c.origin == Origin::Warm {
+        return Ok(if floor_now(app, c) > 0 { Ok(()) } else { Err(Done::WarmNotWanted) });
+    }
     Ok(match (c.origin, c.job) {
-        (Origin::Webhook, Some(job)) => match app.github.job_status(pat, &c.repository, job).await? {
-            Some(s) if still_queued(&s) => Ok(()),
-            other => Err(Done::JobNotQueued(other.unwrap_or_else(|| "gone".into()))),
+        (Origin::Webhook, Some(job)) => match app.github.job(pat, &c.repository, job).await? {
+            Some(j) if still_queued(&j.status) => {
+                *hit = Some(Hit::Miss);
+                Ok(())
+            }
+            Some(j) if taken_by_another_of_ours(app, c, j.runner_name.as_deref()) && floor_now(app, c) > 0 => {
+                *hit = Some(Hit::Hit);
+                Ok(())
+            }
+            other => Err(Done::JobNotQueued(other.map(|j| j.status).unwrap_or_else(|| "gone".into()))),
         },
         _ => match app.github.run_status(pat, &c.repository, c.run).await? {
             Some(s) if s != "completed" => Ok(()),
@@ -251,7 +314,14 @@ async fn still_wanted(app: &App, pat: &Credential, c: &Create) -> Result<Result<
 /// - ended (the container exited, or ARM failed to make it) while its job is still queued: it
 ///   will never run that job; delete it, wait for it to go, then make a new one;
 /// - anything else (creating, pending, running): it is the job's runner.
-async fn existing(app: &App, pat: &Credential, c: &Create, listed: &Group, asked: &mut bool) -> Result<Done, Failure> {
+async fn existing(
+    app: &App,
+    pat: &Credential,
+    c: &Create,
+    listed: &Group,
+    asked: &mut bool,
+    hit: &mut Option<Hit>,
+) -> Result<Done, Failure> {
     if listed.deleting() {
         return Err(Failure::Wait(
             "an earlier group of this name is being deleted; a new one follows once it is gone".into(),
@@ -281,7 +351,7 @@ async fn existing(app: &App, pat: &Credential, c: &Create, listed: &Group, asked
         return Ok(Done::Exists);
     }
     *asked = true;
-    if let Err(done) = still_wanted(app, pat, c).await? {
+    if let Err(done) = still_wanted(app, pat, c, hit).await? {
         return Ok(done);
     }
     if app.cfg.dry_run {
@@ -299,20 +369,46 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     let pat = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&c.repository);
     let group_id = cfg.scope.runner_group_id();
+    let mut hit = None;
+    if c.origin == Origin::Warm {
+        // A warm runner's target is the scope's: `owner/name` in repo scope, `owner` in org scope.
+        if c.repository.contains('/') == cfg.scope.is_org() {
+            return Err(Failure::Drop(format!("warm target {} does not fit RUNNER_SCOPE", c.repository)));
+        }
+        if let Err(done) = still_wanted(app, &pat, c, &mut hit).await? {
+            return Ok(done);
+        }
+    }
     // A retried message may be stale: the job may have started elsewhere or been cancelled.
     // Asked now and then while waiting, and always before registering (below).
     let mut asked = false;
     if dequeue_count > 1 && (dequeue_count - 2).is_multiple_of(STATUS_EVERY) {
         asked = true;
-        if let Err(done) = still_wanted(app, &pat, c).await? {
+        if let Err(done) = still_wanted(app, &pat, c, &mut hit).await? {
             return Ok(done);
+        }
+    }
+    // With warm runners, the first try asks whether the job found a runner already waiting: the
+    // timeline's `warm=hit|miss`. Whatever the answer, the create goes on (a hit's create
+    // replaces the runner that took the job), as it does without warm runners.
+    if cfg.warm.is_some() && c.origin == Origin::Webhook && dequeue_count <= 1 {
+        // A failed lookup leaves it unknown (no `warm=` on the line) and fails nothing.
+        if let Some(job) = c.job {
+            if let Ok(j) = app.github.job(&pat, &c.repository, job).await {
+                let taken = j.as_ref().and_then(|j| j.runner_name.as_deref());
+                hit = Some(if taken_by_another_of_ours(app, c, taken) {
+                    Hit::Hit
+                } else {
+                    Hit::Miss
+                });
+            }
         }
     }
 
     let list_started = Instant::now();
     let groups = app.arm.list_groups().await?;
     if let Some(g) = groups.iter().find(|g| g.name == c.runner) {
-        return existing(app, &pat, c, g, &mut asked).await;
+        return existing(app, &pat, c, g, &mut asked, &mut hit).await;
     }
     let listed: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     let (live, live_in_repository) = live_groups(app, &groups, list_started, &c.repository).await;
@@ -344,7 +440,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         }
     };
     if dequeue_count > 1 && !asked {
-        if let Err(done) = still_wanted(app, &pat, c).await? {
+        if let Err(done) = still_wanted(app, &pat, c, &mut hit).await? {
             return Ok(done);
         }
     }
@@ -386,7 +482,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         // there, it runs this registration.
         if e.is_transient() && matches!(app.arm.get_group(&c.runner).await, Ok(Some(_))) {
             ticket.created(Instant::now());
-            return Ok(Done::Created);
+            return Ok(Done::Created { warm: hit });
         }
         // Nothing will ever run this registration: remove it before giving up or retrying.
         if let Err(d) = app.github.delete_runner(&pat, target, jit.runner_id).await {
@@ -395,7 +491,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         return Err(e.into());
     }
     ticket.created(Instant::now());
-    Ok(Done::Created)
+    Ok(Done::Created { warm: hit })
 }
 
 async fn release(app: &App, r: &Release) -> Result<Done, Failure> {

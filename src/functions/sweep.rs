@@ -14,13 +14,15 @@ use crate::github::{Credential, Runner};
 use crate::host::{self, InvokeResponse, Outcome};
 use crate::http::CallError;
 use crate::log;
-use crate::rules::group::{created_at, is_managed, tag, target_name, webhook_request};
+use crate::rules::group::{created_at, is_managed, is_warm, tag, target_name, webhook_request};
 use crate::rules::jobs::still_queued;
 use crate::rules::names::{self, Name};
 use crate::rules::reconcile::{self, ListedJob};
+use crate::rules::request::Origin;
 use crate::rules::request::{Create, Request};
 use crate::rules::sweep::{ghost_candidates, select, Deletion, GroupView, Reason, Rules, RunnerView};
 use crate::rules::timeline::{self, Size};
+use crate::rules::warm;
 use crate::target::valid_repository;
 use crate::target::Target;
 
@@ -70,7 +72,21 @@ pub struct Report {
     /// App webhook deliveries asked for again: their first delivery failed. `None` in PAT
     /// mode, where there is no App webhook (the summary line says `redelivered=0`).
     pub redelivered: Option<Vec<u64>>,
+    /// Set when `WARM_RUNNERS` is: what the warm floor did.
+    pub warm: Option<WarmReport>,
     pub dry_run: bool,
+}
+
+/// What one sweep did for the warm floor.
+#[derive(Debug, Default)]
+pub struct WarmReport {
+    /// The floors now, summed over targets (0 outside `WARM_HOURS`).
+    pub floor: u32,
+    /// Warm runners asked for (put on the queue for `provision`, which creates them).
+    pub requested: Vec<Create>,
+    /// Warm groups the floor keeps, and the seconds they were up since the previous sweep (or
+    /// since they were made, when the host does not say when that was).
+    pub idle_seconds: u64,
 }
 
 impl Report {
@@ -85,11 +101,30 @@ impl Report {
         self.read_failures.len() + self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Failed(_))).count()
     }
 
-    /// The one line an operator alerts on.
+    /// The one line an operator alerts on. With `WARM_RUNNERS` set it also says what the warm
+    /// floor did: the floors now, warm runners asked for, rotated, removed as surplus, and the
+    /// floor's idle runner-seconds.
     pub fn summary(&self) -> String {
         let kept = self.deletions.iter().filter(|(_, e)| matches!(e, Ended::Kept(_))).count();
+        let warm = match &self.warm {
+            None => String::new(),
+            Some(w) => {
+                let removed = self
+                    .deletions
+                    .iter()
+                    .filter(|(d, e)| d.reason == Reason::Idle && d.warm && matches!(e, Ended::Done | Ended::DryRun))
+                    .count();
+                format!(
+                    " warm_floor={} warm_requested={} warm_rotated={} warm_removed={removed} warm_idle_s={}",
+                    w.floor,
+                    w.requested.len(),
+                    self.count(Reason::Rotated),
+                    w.idle_seconds
+                )
+            }
+        };
         format!(
-            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={} redelivered={} failed={} dry_run={}",
+            "sweep groups={} runners={} deleted_terminated={} deleted_lifetime={} deleted_idle={} deregistered_ghosts={} kept={} requeued={} reconciled={} redelivered={}{warm} failed={} dry_run={}",
             self.groups_seen,
             self.runners_seen,
             self.count(Reason::Terminated),
@@ -119,11 +154,18 @@ fn describe(d: &Deletion) -> String {
 
 /// One sweep. With `dry_run` nothing is written; the plan is in the report.
 pub async fn sweep(app: &App, dry_run: bool) -> Report {
+    sweep_since(app, dry_run, None).await
+}
+
+/// One sweep, knowing when the previous one ran (`since`, for the warm floor's idle seconds).
+pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDateTime>) -> Report {
     let cfg = &app.cfg;
     let mut report = Report {
         dry_run,
         ..Report::default()
     };
+    let now = (app.clock)();
+    let floors = warm::floors_now(cfg.warm.as_ref(), now);
 
     // 1. Managed groups, then each one's state (the list carries no instance view).
     let listed = match app.arm.list_groups().await {
@@ -167,6 +209,7 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         .iter()
         .filter_map(|g| target_name(&cfg.scope, &g.tags))
         .chain(allowed.iter().cloned())
+        .chain(floors.keys().cloned())
         .map(|t| (t.to_ascii_lowercase(), t))
         .collect::<std::collections::BTreeMap<_, _>>()
         .into_values()
@@ -220,15 +263,17 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
             deleting: g.deleting(),
             created_at: created_at(&g.tags, g.created),
             target: target_name(&cfg.scope, &g.tags),
+            warm: is_warm(&g.tags),
         })
         .collect();
 
     // 3. Ghost candidates that what they were made for may still need (one call each).
     let rules = Rules {
-        now: (app.clock)(),
+        now,
         idle_timeout: cfg.idle_timeout,
         max_lifetime: cfg.max_lifetime,
         org_scope: cfg.scope.is_org(),
+        floors,
     };
     let mut still_needed: HashSet<String> = HashSet::new();
     if let Some(pat) = &pat {
@@ -251,8 +296,39 @@ pub async fn sweep(app: &App, dry_run: bool) -> Report {
         }
     }
 
-    // 4. Decide.
+    // 4. Decide, and what the warm floor lacks once the deletions are done.
     let deletions = select(&views, &runners, &unlisted, &still_needed, &rules);
+    if cfg.warm.is_some() {
+        let unlisted_lower: HashSet<String> = unlisted.iter().map(|t| t.to_ascii_lowercase()).collect();
+        let removed: HashSet<String> = deletions.iter().filter_map(|d| d.group.clone()).collect();
+        let kept = warm::kept(&views, &runners, &unlisted_lower, &rules);
+        let mut w = WarmReport {
+            floor: rules.floors.values().sum(),
+            idle_seconds: warm::idle_seconds(&views, &kept, since, now),
+            ..WarmReport::default()
+        };
+        for (target, missing) in warm::top_up(&views, &runners, &unlisted_lower, &removed, &rules) {
+            for i in 0..missing {
+                let seed = format!("{target} {} {i}", now.unix_timestamp_nanos());
+                let c = Create {
+                    runner: names::warm_runner_name(&cfg.name_prefix, &seed),
+                    repository: target.clone(),
+                    origin: Origin::Warm,
+                    job: None,
+                    run: 0,
+                    attempt: 0,
+                    labels: cfg.runner_labels.clone(),
+                    created_at: None,
+                };
+                log::info(
+                    if dry_run { "sweep.would-warm" } else { "sweep.warm" },
+                    &[("runner", &c.runner), ("target", &target)],
+                );
+                w.requested.push(c);
+            }
+        }
+        report.warm = Some(w);
+    }
 
     // 5. Act.
     let pat = pat.as_ref();
@@ -416,6 +492,8 @@ async fn still_needed_by(app: &App, pat: &Credential, r: RunnerView) -> (String,
             .run_status(pat, &r.target, run)
             .await
             .map(|s| s.is_some_and(|s| s != "completed")),
+        // A warm runner is for no job: one with no group is only in the way.
+        Some(Name::Warm) => Ok(false),
         None => Ok(true),
     };
     (r.name, needed)
@@ -461,14 +539,14 @@ async fn execute_one(app: &App, pat: Option<&Credential>, d: &Deletion, dry_run:
 
 /// The timer function.
 pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
-    let past_due = match host::timer_info(envelope, TIMER_TRIGGER) {
-        Ok(t) => t.is_past_due,
+    let (past_due, since) = match host::timer_info(envelope, TIMER_TRIGGER) {
+        Ok(t) => (t.is_past_due, t.last()),
         Err(e) => {
             log::error("sweep.bad-envelope", &[("error", &e)]);
-            false
+            (false, None)
         }
     };
-    let report = match tokio::time::timeout(SWEEP_BUDGET, sweep(app, app.cfg.dry_run)).await {
+    let report = match tokio::time::timeout(SWEEP_BUDGET, sweep_since(app, app.cfg.dry_run, since)).await {
         Ok(r) => r,
         Err(_) => {
             // Nothing is lost: the next run sees what this one did not get to.
@@ -496,6 +574,7 @@ pub async fn run(app: &App, envelope: &[u8]) -> Outcome {
         .requeue
         .iter()
         .chain(&report.reconciled)
+        .chain(report.warm.iter().flat_map(|w| &w.requested))
         .map(|c| Request::Create(c.clone()).to_message())
         .collect();
     if !report.dry_run && !requests.is_empty() {

@@ -336,8 +336,26 @@ impl GitHub {
 
     /// A job's `status` (`queued`, `in_progress`, `completed`, …), or `None` if it is gone.
     pub async fn job_status(&self, pat: &Credential, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
+        Ok(self.job(pat, repository, job_id).await?.map(|j| j.status))
+    }
+
+    /// A job's status and the runner that took it, or `None` if it is gone.
+    pub async fn job(&self, pat: &Credential, repository: &str, job_id: u64) -> Result<Option<JobState>, CallError> {
+        const OP: &str = "github.get-job";
         let path = format!("{}/actions/jobs/{job_id}", repo_path(repository));
-        self.status_of("github.get-job", &path, pat, repository).await
+        let resp = self
+            .send_as(OP, pat, Target::Repo(repository), Access::Actions, &[404], |t| {
+                self.request(Method::GET, &path, t)
+            })
+            .await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        let w: WithStatus = http::read_json(OP, resp).await?;
+        Ok(Some(JobState {
+            status: w.status.unwrap_or_default(),
+            runner_name: w.runner_name.filter(|n| !n.is_empty()),
+        }))
     }
 
     /// A workflow run's `status` (`queued`, `in_progress`, `completed`, …), or `None` if gone.
@@ -422,6 +440,17 @@ fn parse<T: serde::de::DeserializeOwned>(op: &'static str, body: &[u8]) -> Resul
 #[derive(Deserialize)]
 struct WithStatus {
     status: Option<String>,
+    /// Jobs only: the runner that took it (null while queued).
+    #[serde(default)]
+    runner_name: Option<String>,
+}
+
+/// What `GET …/actions/jobs/{id}` says of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    pub status: String,
+    /// The runner that took it; `None` while it is queued.
+    pub runner_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -475,6 +504,7 @@ mod tests {
     fn githubs_job_answer_gives_its_status() {
         let w: WithStatus = serde_json::from_str(include_str!("../../tests/data/get-job.200.json")).unwrap();
         assert_eq!(w.status.as_deref(), Some("completed"));
+        assert_eq!(w.runner_name.as_deref(), Some("my runner"), "and the runner that took it");
     }
 
     #[test]

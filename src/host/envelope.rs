@@ -155,12 +155,29 @@ pub fn queue_item(envelope: &[u8], binding: &str) -> Result<QueueItem, ProtocolE
     Ok(QueueItem { text, dequeue_count })
 }
 
-/// A timer trigger's `Data.<binding>`, of which only `IsPastDue` is read (`ScheduleStatus`, null
-/// or an object, and `Schedule` are not).
+/// A timer trigger's `Data.<binding>`: `IsPastDue`, and `ScheduleStatus` (null without a
+/// schedule monitor, else `{"Last","Next","LastUpdated"}`); `Schedule` is not read.
 #[derive(Debug, Deserialize)]
 pub struct TimerInfo {
     #[serde(rename = "IsPastDue", default)]
     pub is_past_due: bool,
+    #[serde(rename = "ScheduleStatus", default)]
+    pub schedule_status: Option<ScheduleStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScheduleStatus {
+    /// When the previous occurrence ran (`0001-01-01T00:00:00+00:00` before the first).
+    #[serde(rename = "Last", default)]
+    pub last: Option<String>,
+}
+
+impl TimerInfo {
+    /// When the previous occurrence ran, if the host says (a real time, not .NET's default).
+    pub fn last(&self) -> Option<time::OffsetDateTime> {
+        let last = self.schedule_status.as_ref()?.last.as_deref()?;
+        crate::clock::parse_rfc3339(last).filter(|t| t.year() > 1)
+    }
 }
 
 pub fn timer_info(envelope: &[u8], binding: &str) -> Result<TimerInfo, ProtocolError> {
@@ -322,6 +339,30 @@ impl<'de> Deserialize<'de> for JsonStr<'de> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_timer_says_when_its_previous_occurrence_ran_when_the_host_knows() {
+        let env = |status: &str| {
+            format!(r#"{{"Data": {{"timer": {{"Schedule": {{"AdjustForDST": true}}, "ScheduleStatus": {status}, "IsPastDue": false}}}}}}"#)
+        };
+        let last = |status: &str| timer_info(env(status).as_bytes(), "timer").unwrap().last();
+        assert_eq!(
+            last(
+                r#"{"Last": "2016-10-04T10:15:00+00:00", "Next": "2016-10-04T10:20:00+00:00", "LastUpdated": "2016-10-04T10:16:00+00:00"}"#
+            ),
+            Some(time::macros::datetime!(2016-10-04 10:15 UTC)),
+            "the documented example"
+        );
+        assert_eq!(last("null"), None, "no schedule monitor");
+        assert_eq!(
+            last(
+                r#"{"Last": "0001-01-01T00:00:00+00:00", "Next": "2016-10-04T10:20:00+00:00", "LastUpdated": "0001-01-01T00:00:00+00:00"}"#
+            ),
+            None,
+            "the first run: .NET's default time"
+        );
+        assert_eq!(last(r#"{"Last": "yesterday"}"#), None, "unreadable: unknown");
+    }
+
     use super::*;
 
     fn decode(json: &str) -> Result<String, ProtocolError> {

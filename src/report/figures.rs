@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use time::{Date, OffsetDateTime};
 
-use super::lines::{Event, JobSeen, Stage};
+use super::lines::{Deleted, Event, JobSeen, Stage};
 
 /// ACI's Linux pay-as-you-go prices, per second.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,6 +101,27 @@ pub struct Figures {
     pub first_day: Option<Date>,
     pub last_day: Option<Date>,
     pub prices: Prices,
+    /// Set when the lines say `warm=` (a deployment with `WARM_RUNNERS`).
+    pub warm: Option<WarmFigures>,
+}
+
+/// Warm runners: time to a runner for the jobs that found one waiting and the ones that did
+/// not, apart, and what the floor cost idle.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WarmFigures {
+    pub hits: usize,
+    pub hit_p50: Option<i64>,
+    pub hit_p95: Option<i64>,
+    pub misses: usize,
+    pub miss_p50: Option<i64>,
+    pub miss_p95: Option<i64>,
+    /// The sweeps' `warm_idle_s`, summed.
+    pub idle_runner_seconds: u64,
+    /// The runner size the idle seconds are priced at: the commonest among deleted groups, or
+    /// the defaults (2 vCPU, 4 GB) when no deletion says.
+    pub cpu: f64,
+    pub memory_gb: f64,
+    pub idle_cost: f64,
 }
 
 /// What the lines say about one job.
@@ -115,6 +136,7 @@ struct JobFacts {
     ours: bool,
     other_runner: bool,
     conclusion: Option<String>,
+    warm: Option<bool>,
 }
 
 /// Jobs' times to a runner, each with its part before our PUT when known.
@@ -140,6 +162,7 @@ fn merge(f: &mut JobFacts, stage: Stage, j: &JobSeen, at: Option<OffsetDateTime>
         f.ours = j.ours.unwrap_or(false);
         f.other_runner = j.runner_made_for.is_some();
         f.wait = j.wait_s.or(f.wait);
+        f.warm = j.warm.or(f.warm);
     }
     if stage == Stage::Completed {
         f.conclusion = j.conclusion.clone();
@@ -169,6 +192,8 @@ pub fn figures(events: &[(Option<OffsetDateTime>, Event)], prices: Prices) -> Fi
             if let (Some(repo), Some(job)) = (&c.repository, c.job) {
                 if let Some(f) = jobs.get_mut(&key(repo, job)) {
                     f.to_put = c.since_created_s.or(f.to_put);
+                    // The create's answer is exact; a job line's is read from a runner's name.
+                    f.warm = c.warm.or(f.warm);
                 }
             }
         }
@@ -232,7 +257,7 @@ pub fn figures(events: &[(Option<OffsetDateTime>, Event)], prices: Prices) -> Fi
                     *row.swept.entry(d.reason.clone()).or_default() += 1;
                 }
             }
-            Event::Sweep { failed } => {
+            Event::Sweep { failed, .. } => {
                 out.sweeps += 1;
                 out.sweeps_failed += usize::from(*failed > 0);
             }
@@ -267,12 +292,73 @@ pub fn figures(events: &[(Option<OffsetDateTime>, Event)], prices: Prices) -> Fi
         _ => true,
     };
     out.series = series(&all_waits, out.hourly);
+    out.warm = warm_figures(&jobs, events, prices);
     out.distribution = vec![0; BUCKETS.len() + 1];
     for (_, w) in &all_waits {
         let i = BUCKETS.iter().position(|b| w < b).unwrap_or(BUCKETS.len());
         out.distribution[i] += 1;
     }
     out
+}
+
+/// Hits and misses apart, and the floor's idle cost; `None` when no line says `warm=`.
+fn warm_figures(
+    jobs: &HashMap<(String, u64), JobFacts>,
+    events: &[(Option<OffsetDateTime>, Event)],
+    prices: Prices,
+) -> Option<WarmFigures> {
+    let idle: Vec<u64> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Sweep { warm_idle_s, .. } => *warm_idle_s,
+            _ => None,
+        })
+        .collect();
+    if idle.is_empty() && jobs.values().all(|f| f.warm.is_none()) {
+        return None;
+    }
+    let mut hits: Vec<i64> = jobs
+        .values()
+        .filter(|f| f.ours && f.warm == Some(true))
+        .filter_map(|f| f.wait)
+        .collect();
+    let mut misses: Vec<i64> = jobs
+        .values()
+        .filter(|f| f.ours && f.warm == Some(false))
+        .filter_map(|f| f.wait)
+        .collect();
+    hits.sort_unstable();
+    misses.sort_unstable();
+    // The commonest size among deleted groups (sizes as tenths, to count them).
+    let mut sizes: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for (_, e) in events {
+        if let Event::Deleted(Deleted {
+            cpu: Some(c),
+            memory_gb: Some(m),
+            ..
+        }) = e
+        {
+            *sizes.entry(((c * 10.0).round() as i64, (m * 10.0).round() as i64)).or_default() += 1;
+        }
+    }
+    let (cpu, memory_gb) = sizes
+        .into_iter()
+        .max_by_key(|(size, n)| (*n, *size))
+        .map(|((c, m), _)| (c as f64 / 10.0, m as f64 / 10.0))
+        .unwrap_or((2.0, 4.0));
+    let idle_runner_seconds: u64 = idle.iter().sum();
+    Some(WarmFigures {
+        hits: hits.len(),
+        hit_p50: percentile(&hits, 50.0),
+        hit_p95: percentile(&hits, 95.0),
+        misses: misses.len(),
+        miss_p50: percentile(&misses, 50.0),
+        miss_p95: percentile(&misses, 95.0),
+        idle_runner_seconds,
+        cpu,
+        memory_gb,
+        idle_cost: idle_runner_seconds as f64 * (cpu * prices.vcpu_second + memory_gb * prices.gb_second),
+    })
 }
 
 /// Adds a row's counts and sums into a total (not its percentiles).
@@ -361,6 +447,7 @@ mod tests {
             job: Some(id),
             created_at: Some(T0),
             since_created_s: Some(since),
+            warm: None,
         })
     }
 
@@ -382,6 +469,54 @@ mod tests {
     fn fig(events: Vec<Event>) -> Figures {
         let e: Vec<_> = events.into_iter().map(|e| (None, e)).collect();
         figures(&e, Prices::default())
+    }
+
+    /// A started job on `runner` that waited `wait` seconds, with `warm=hit|miss`.
+    fn warm_job(id: u64, runner: &str, wait: i64, hit: bool) -> Event {
+        match job(Stage::Started, "o/r", id, Some(runner), Some(wait), None) {
+            Event::Job(stage, j) => Event::Job(stage, JobSeen { warm: Some(hit), ..j }),
+            other => other,
+        }
+    }
+
+    #[test]
+    fn warm_runners_split_time_to_a_runner_into_hits_and_misses_and_price_the_idle_floor() {
+        let f = fig(vec![
+            warm_job(1, "aci-runner-w-abcdef01", 4, true),
+            warm_job(2, "aci-runner-1", 6, true),
+            warm_job(3, "aci-runner-3", 150, false),
+            warm_job(4, "aci-runner-4", 170, false),
+            warm_job(5, "aci-runner-5", 190, false),
+            Event::Sweep {
+                failed: 0,
+                warm_idle_s: Some(3600),
+            },
+            Event::Sweep {
+                failed: 0,
+                warm_idle_s: Some(1800),
+            },
+            deleted("sweep", "idle", "o/r", 9, 60),
+        ]);
+        let w = f.warm.expect("the lines say warm=");
+        assert_eq!((w.hits, w.hit_p50, w.hit_p95), (2, Some(4), Some(6)));
+        assert_eq!((w.misses, w.miss_p50, w.miss_p95), (3, Some(170), Some(190)));
+        assert_eq!(w.idle_runner_seconds, 5400);
+        assert_eq!((w.cpu, w.memory_gb), (2.0, 4.0), "the deleted groups' size");
+        let p = Prices::default();
+        assert!((w.idle_cost - 5400.0 * (2.0 * p.vcpu_second + 4.0 * p.gb_second)).abs() < 1e-9);
+        assert_eq!(
+            fig(vec![job(Stage::Started, "o/r", 1, Some("aci-runner-1"), Some(5), None)]).warm,
+            None,
+            "no warm runners: no warm figures"
+        );
+        // A miss whose job line reads hit (it ran on a runner made for another job that
+        // started first): the create's warm=miss, asked before, wins.
+        let exact = match created("o/r", 3, 10) {
+            Event::Created(c) => Event::Created(Created { warm: Some(false), ..c }),
+            other => other,
+        };
+        let w = fig(vec![warm_job(3, "aci-runner-2", 150, true), exact]).warm.unwrap();
+        assert_eq!((w.hits, w.misses), (0, 1));
     }
 
     #[test]
@@ -471,8 +606,14 @@ mod tests {
     #[test]
     fn sweeps_and_provision_failures_are_counted() {
         let f = fig(vec![
-            Event::Sweep { failed: 0 },
-            Event::Sweep { failed: 2 },
+            Event::Sweep {
+                failed: 0,
+                warm_idle_s: None,
+            },
+            Event::Sweep {
+                failed: 2,
+                warm_idle_s: None,
+            },
             Event::ProvisionFailed { dropped: false },
             Event::ProvisionFailed { dropped: true },
         ]);

@@ -359,12 +359,34 @@ pub fn render(f: &Figures, sources: &str) -> String {
         f.provision_retries,
         f.provision_dropped
     );
+    if let Some(w) = &f.warm {
+        // Before the closing tags: a paragraph of its own in the footer's place.
+        let at = out.rfind("</body>").unwrap_or(out.len());
+        out.insert_str(at, &format!("<p>{}</p>", escape(&super::text::warm_line(w))));
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_shows_warm_hits_and_misses_when_the_lines_say_warm() {
+        let mut f = Figures::default();
+        assert!(!render(&f, "x").contains("warm runners:"), "no warm runners: no warm paragraph");
+        f.warm = Some(crate::report::figures::WarmFigures {
+            hits: 3,
+            misses: 2,
+            ..Default::default()
+        });
+        let page = render(&f, "x");
+        assert!(page.contains("<p>warm runners: 3 hits"), "{page}");
+        assert!(
+            page.ends_with("</body></html>\n") || page.ends_with("</body></html>"),
+            "still one page"
+        );
+    }
 
     #[test]
     fn a_repository_name_cannot_inject_markup_and_nothing_is_fetched() {

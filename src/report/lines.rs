@@ -29,6 +29,8 @@ pub struct JobSeen {
     pub wait_s: Option<i64>,
     pub run_s: Option<i64>,
     pub conclusion: Option<String>,
+    /// With warm runners: `warm=hit` (true) or `warm=miss` (false).
+    pub warm: Option<bool>,
 }
 
 /// `provision op=create … result=created`.
@@ -39,6 +41,9 @@ pub struct Created {
     pub job: Option<u64>,
     pub created_at: Option<OffsetDateTime>,
     pub since_created_s: Option<i64>,
+    /// With warm runners: whether the job had found a runner of ours before its own create
+    /// (asked then, so exact; the job lines' `warm=` is read from the runner's name alone).
+    pub warm: Option<bool>,
 }
 
 /// `group.deleted`.
@@ -66,6 +71,8 @@ pub enum Event {
     /// The sweep's summary line, with its `failed=` count.
     Sweep {
         failed: u64,
+        /// With warm runners: the floor's idle runner-seconds since the previous sweep.
+        warm_idle_s: Option<u64>,
     },
     /// `provision.retry` (will be tried again) or `provision.dropped` (given up).
     ProvisionFailed {
@@ -179,6 +186,7 @@ pub fn event(message: &str) -> Option<Event> {
                 wait_s: int("wait_s"),
                 run_s: int("run_s"),
                 conclusion: text("conclusion"),
+                warm: get("warm").map(|v| v == "hit"),
             },
         ));
     }
@@ -189,6 +197,7 @@ pub fn event(message: &str) -> Option<Event> {
             job: id("job"),
             created_at: time("created_at"),
             since_created_s: int("since_created_s"),
+            warm: get("warm").map(|v| v == "hit"),
         })),
         "group.deleted" => Some(Event::Deleted(Deleted {
             by: text("by")?,
@@ -204,6 +213,7 @@ pub fn event(message: &str) -> Option<Event> {
         })),
         "sweep" => Some(Event::Sweep {
             failed: id("failed").unwrap_or(0),
+            warm_idle_s: id("warm_idle_s"),
         }),
         "provision.retry" => Some(Event::ProvisionFailed { dropped: false }),
         "provision.dropped" => Some(Event::ProvisionFailed { dropped: true }),
@@ -283,6 +293,12 @@ mod tests {
         );
         let Some(Event::Deleted(d)) = event(cases[4].1) else { panic!() };
         assert_eq!((d.lifetime_s, d.cpu, d.memory_gb), (Some(960), Some(2.0), Some(4.0)));
-        assert_eq!(event(cases[5].1), Some(Event::Sweep { failed: 1 }));
+        assert_eq!(
+            event(cases[5].1),
+            Some(Event::Sweep {
+                failed: 1,
+                warm_idle_s: None
+            })
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::figures::{Figures, Row};
+use super::figures::{Figures, Row, WarmFigures};
 
 /// A price per second as people write it: `0.0000112667`.
 pub fn price(p: f64) -> String {
@@ -129,7 +129,27 @@ pub fn render(f: &Figures, sources: &str) -> String {
         "provision: {} retries, {} dropped; {} jobs ran on a runner of ours made for another job",
         f.provision_retries, f.provision_dropped, f.total.other_runner
     );
+    if let Some(w) = &f.warm {
+        let _ = writeln!(out, "{}", warm_line(w));
+    }
     out
+}
+
+/// With warm runners: time to a runner for hits and misses apart, and the floor's idle cost.
+pub fn warm_line(w: &WarmFigures) -> String {
+    format!(
+        "warm runners: {} hits (time to a runner p50 {}, p95 {}), {} misses (p50 {}, p95 {}); the floor idle {:.1} runner-hours, ${:.2} at {} vCPU and {} GB",
+        w.hits,
+        duration(w.hit_p50),
+        duration(w.hit_p95),
+        w.misses,
+        duration(w.miss_p50),
+        duration(w.miss_p95),
+        w.idle_runner_seconds as f64 / 3600.0,
+        w.idle_cost,
+        w.cpu,
+        w.memory_gb
+    )
 }
 
 #[cfg(test)]

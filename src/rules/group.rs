@@ -24,20 +24,30 @@ pub mod tag {
     pub const RUN_ID: &str = "github-run-id";
     pub const ORIGIN: &str = "origin";
     pub const CREATED_AT: &str = "created-at";
+    /// `true` on a warm runner's group (`WARM_RUNNERS`), made for no job in particular.
+    pub const WARM: &str = "warm";
 }
 
 /// The tags every container group carries.
 pub fn tags(cfg: &Config, req: &Create, created_at: OffsetDateTime) -> BTreeMap<&'static str, String> {
     let mut t = BTreeMap::new();
+    let warm = req.origin == Origin::Warm;
     t.insert(tag::MANAGED_BY, MANAGED_BY.to_string());
-    t.insert(tag::REPOSITORY, req.repository.clone());
+    // A warm runner's target is an organization in org scope: it has no repository.
+    if !warm || req.repository.contains('/') {
+        t.insert(tag::REPOSITORY, req.repository.clone());
+    }
     if let Scope::Org { .. } = cfg.scope {
         t.insert(tag::OWNER, owner_of(&req.repository).to_string());
     }
     if let Some(job) = req.job {
         t.insert(tag::JOB_ID, job.to_string());
     }
-    t.insert(tag::RUN_ID, req.run.to_string());
+    if warm {
+        t.insert(tag::WARM, "true".to_string());
+    } else {
+        t.insert(tag::RUN_ID, req.run.to_string());
+    }
     t.insert(tag::ORIGIN, req.origin.as_str().to_string());
     t.insert(tag::CREATED_AT, rfc3339(created_at));
     t
@@ -46,6 +56,11 @@ pub fn tags(cfg: &Config, req: &Create, created_at: OffsetDateTime) -> BTreeMap<
 /// Tags `managed-by=aci-runners`.
 pub fn is_managed(tags: &BTreeMap<String, String>) -> bool {
     tags.get(tag::MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+}
+
+/// Tagged `warm=true`: a warm runner's group.
+pub fn is_warm(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(tag::WARM).map(String::as_str) == Some("true")
 }
 
 /// When we made it: the `created-at` tag, or ARM's `systemData.createdAt` when the tag is
@@ -163,6 +178,56 @@ mod tests {
         let b = container_group_body(&c, &create(), OffsetDateTime::UNIX_EPOCH, &Secret::new("x"));
         assert_eq!(b["tags"]["github-owner"], "octo-org");
         assert!(b["properties"].get("subnetIds").is_none());
+    }
+
+    /// A warm runner's request for `target`, as the sweeper makes it.
+    fn warm(target: &str) -> Create {
+        Create {
+            runner: crate::rules::names::warm_runner_name("aci-runner", "seed"),
+            repository: target.into(),
+            origin: Origin::Warm,
+            job: None,
+            run: 0,
+            attempt: 0,
+            ..create()
+        }
+    }
+
+    #[test]
+    fn a_warm_group_is_tagged_warm_for_its_target_and_carries_no_identity() {
+        let at = time::macros::datetime!(2026-11-28 10:00 UTC);
+        let b = container_group_body(&cfg(&[]), &warm("octo-org/octo-repo"), at, &Secret::new("JITJIT"));
+        assert_eq!(
+            b["tags"],
+            json!({"managed-by": "aci-runners", "github-repository": "octo-org/octo-repo", "origin": "warm", "warm": "true",
+                   "created-at": "2026-11-28T10:00:00Z"})
+        );
+        assert!(b.get("identity").is_none(), "no managed identity on a runner's group");
+        assert_eq!(
+            b["properties"]["containers"][0]["properties"]["environmentVariables"],
+            json!([{"name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "secureValue": "JITJIT"}]),
+            "the JIT config only as a secure value"
+        );
+        assert!(!b["tags"].to_string().contains("JITJIT"));
+        let org = cfg(&[("RUNNER_SCOPE", "org")]);
+        let b = container_group_body(&org, &warm("octo-org"), at, &Secret::new("x"));
+        assert_eq!(
+            b["tags"],
+            json!({"managed-by": "aci-runners", "github-owner": "octo-org", "origin": "warm", "warm": "true",
+                   "created-at": "2026-11-28T10:00:00Z"}),
+            "org scope: the organization, no repository"
+        );
+        let t: BTreeMap<String, String> = tags(&org, &warm("octo-org"), at)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert!(is_warm(&t) && is_managed(&t));
+        assert_eq!(target_name(&org.scope, &t).as_deref(), Some("octo-org"));
+        assert_eq!(webhook_request("x", &t, &[]), None, "no job to requeue");
+        assert!(
+            made_for(&org.scope, &t, "octo-org/any-repo"),
+            "any repository of the organization may release it"
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`sweep`]: what the sweeper removes, and why;
 //! - [`reconcile`]: which queued jobs no delivery asked a runner for;
 //! - [`redeliver`]: which failed App webhook deliveries to deliver again;
-//! - [`timeline`]: what each delivery, create and deletion logs about a job.
+//! - [`timeline`]: what each delivery, create and deletion logs about a job;
+//! - [`warm`]: the warm floor: when it applies, which idle runners it keeps, what it lacks.
 
 pub mod admission;
 pub mod capacity;
@@ -22,6 +23,7 @@ pub mod redeliver;
 pub mod request;
 pub mod sweep;
 pub mod timeline;
+pub mod warm;
 
 /// What the rules' tests share: settings with stand-ins, and a webhook job's request.
 #[cfg(test)]

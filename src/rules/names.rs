@@ -1,7 +1,8 @@
 //! Runner names, which are also container group names, and their grammar.
 //!
 //! - `<prefix>-<job id>` for a webhook job,
-//! - `<prefix>-<run id>-<run attempt>-<first 8 hex of sha256(key)>` for a workflow-step request.
+//! - `<prefix>-<run id>-<run attempt>-<first 8 hex of sha256(key)>` for a workflow-step request;
+//! - `<prefix>-w-<8 hex>` for a warm runner (made by the sweeper, for no job in particular).
 //!
 //! A name is ours only when it parses with this deployment's prefix: digits where digits are
 //! due, written as a number is written (no leading zeros), lowercase hex where hex is due.
@@ -15,6 +16,8 @@ pub enum Name {
     Job(u64),
     /// `<prefix>-<run id>-<attempt>-<8 hex>`.
     Workflow { run: u64, attempt: u32 },
+    /// `<prefix>-w-<8 hex>`.
+    Warm,
 }
 
 /// `<prefix>-<job id>`.
@@ -26,6 +29,13 @@ pub fn webhook_runner_name(prefix: &str, job_id: u64) -> String {
 pub fn workflow_runner_name(prefix: &str, run_id: u64, attempt: u32, key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     format!("{prefix}-{run_id}-{attempt}-{}", &hex::encode(digest)[..8])
+}
+
+/// `<prefix>-w-<first 8 hex of sha256(seed)>`: the sweeper seeds it with the target, the time
+/// and the runner's place in the top-up, so names do not repeat.
+pub fn warm_runner_name(prefix: &str, seed: &str) -> String {
+    let digest = Sha256::digest(seed.as_bytes());
+    format!("{prefix}-w-{}", &hex::encode(digest)[..8])
 }
 
 /// A number as Rust writes it: digits only, no sign, no leading zero.
@@ -44,6 +54,7 @@ pub fn parse(prefix: &str, name: &str) -> Option<Name> {
     let parts: Vec<&str> = rest.split('-').collect();
     match parts.as_slice() {
         [job] => number(job).map(Name::Job),
+        ["w", hash] if hex8(hash) => Some(Name::Warm),
         [run, attempt, hash] if hex8(hash) => Some(Name::Workflow {
             run: number(run)?,
             attempt: number(attempt)?,
@@ -114,11 +125,21 @@ mod tests {
             ("two parts", "aci-runner-1-2"),
             ("a path", "aci-runner-1/../x"),
             ("a trailing hyphen", "aci-runner-1-"),
+            ("a warm name with seven hex", "aci-runner-w-abcdef0"),
+            ("a warm name with uppercase hex", "aci-runner-w-ABCDEF01"),
+            ("a warm name with an uppercase marker", "aci-runner-W-abcdef01"),
+            ("a warm name with more after the hex", "aci-runner-w-abcdef01-1"),
+            ("the warm marker alone", "aci-runner-w"),
+            ("a warm name of another prefix", "aci-w-abcdef01"),
         ];
         for (rule, name) in cases {
             assert!(!is_ours("aci-runner", name), "{rule}: {name}");
         }
         assert_eq!(parse("aci-runner", "aci-runner-0"), Some(Name::Job(0)));
+        let warm = warm_runner_name("aci-runner", "octo-org/octo-repo 2026-11-28T10:00:00Z 0");
+        assert_eq!(parse("aci-runner", &warm), Some(Name::Warm), "{warm}");
+        assert!(crate::config::check_arm_name(&warm).is_ok());
+        assert_ne!(warm, warm_runner_name("aci-runner", "octo-org/octo-repo 2026-11-28T10:00:00Z 1"));
         assert_eq!(
             parse("aci-runner", "aci-runner-18446744073709551615"),
             Some(Name::Job(u64::MAX)),

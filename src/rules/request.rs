@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::rules::names::{self, Name};
-use crate::target::valid_repository;
+use crate::target::{valid_owner, valid_repository};
 
 /// The most labels a runner carries: `RUNNER_LABELS` and a workflow step's own.
 pub const MAX_LABELS: usize = 64;
@@ -20,6 +20,8 @@ pub fn valid_label(label: &str) -> bool {
 pub enum Origin {
     Webhook,
     Workflow,
+    /// A warm runner the sweeper asked for, to keep a target's floor (`WARM_RUNNERS`).
+    Warm,
 }
 
 impl Origin {
@@ -27,6 +29,7 @@ impl Origin {
         match self {
             Origin::Webhook => "webhook",
             Origin::Workflow => "workflow",
+            Origin::Warm => "warm",
         }
     }
 }
@@ -44,7 +47,9 @@ pub enum Request {
 pub struct Create {
     /// Runner name = container group name.
     pub runner: String,
-    /// `owner/name` of the repository the job or token came from.
+    /// `owner/name` of the repository the job or token came from. A warm runner is for no
+    /// repository in particular: this is its target, `owner/name` in repo scope or `owner` in
+    /// org scope.
     pub repository: String,
     pub origin: Origin,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,13 +105,19 @@ impl Request {
     /// labels. Everything here reaches a URL or a body, so nothing else is let through.
     pub fn check(&self, prefix: &str) -> Result<(), String> {
         let name = names::parse(prefix, self.runner()).ok_or_else(|| format!("runner {:?} is not a name of ours", self.runner()))?;
-        if !valid_repository(self.repository()) {
+        let warm = matches!(self, Request::Create(Create { origin: Origin::Warm, .. }));
+        if warm {
+            if !valid_repository(self.repository()) && !valid_owner(self.repository()) {
+                return Err(format!("target {:?} is neither owner/name nor an owner", self.repository()));
+            }
+        } else if !valid_repository(self.repository()) {
             return Err(format!("repository {:?} is not owner/name", self.repository()));
         }
         let Request::Create(c) = self else { return Ok(()) };
         let matches = match (c.origin, name) {
             (Origin::Webhook, Name::Job(id)) => c.job == Some(id),
             (Origin::Workflow, Name::Workflow { run, attempt }) => c.job.is_none() && c.run == run && c.attempt == attempt,
+            (Origin::Warm, Name::Warm) => c.job.is_none() && c.run == 0 && c.attempt == 0,
             _ => false,
         };
         if !matches {
@@ -185,6 +196,19 @@ mod tests {
             ..create()
         });
         assert_eq!(workflow.check("aci-runner"), Ok(()));
+        let warm = |target: &str| {
+            Request::Create(Create {
+                runner: crate::rules::names::warm_runner_name("aci-runner", "seed"),
+                repository: target.into(),
+                origin: Origin::Warm,
+                job: None,
+                run: 0,
+                attempt: 0,
+                ..create()
+            })
+        };
+        assert_eq!(warm("octo-org/octo-repo").check("aci-runner"), Ok(()));
+        assert_eq!(warm("octo-org").check("aci-runner"), Ok(()), "org scope: the organization");
         let with = |f: &dyn Fn(&mut Create)| {
             let mut c = create();
             f(&mut c);
@@ -212,6 +236,42 @@ mod tests {
                     job: None,
                     run: 7,
                     attempt: 2,
+                    ..create()
+                }),
+            ),
+            (
+                "a warm request for a job's name",
+                with(&|c| {
+                    c.origin = Origin::Warm;
+                    c.job = None;
+                    c.run = 0;
+                    c.attempt = 0;
+                }),
+            ),
+            (
+                "a warm name for a job",
+                with(&|c| c.runner = crate::rules::names::warm_runner_name("aci-runner", "seed")),
+            ),
+            (
+                "a warm request with a path for a target",
+                Request::Create(Create {
+                    runner: crate::rules::names::warm_runner_name("aci-runner", "seed"),
+                    repository: "octo-org/../x".into(),
+                    origin: Origin::Warm,
+                    job: None,
+                    run: 0,
+                    attempt: 0,
+                    ..create()
+                }),
+            ),
+            (
+                "a warm request that says a run",
+                Request::Create(Create {
+                    runner: crate::rules::names::warm_runner_name("aci-runner", "seed"),
+                    origin: Origin::Warm,
+                    job: None,
+                    run: 7,
+                    attempt: 0,
                     ..create()
                 }),
             ),

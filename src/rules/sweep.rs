@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::rules::warm;
+
 /// A container group as the sweeper sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupView {
@@ -24,6 +26,8 @@ pub struct GroupView {
     pub created_at: Option<OffsetDateTime>,
     /// Where its runner is registered: the repository (repo scope) or organization (org scope).
     pub target: Option<String>,
+    /// Tagged `warm=true`: a warm runner's group.
+    pub warm: bool,
 }
 
 /// A runner is (target, name): the same name in another repository or organization is
@@ -53,6 +57,9 @@ pub enum Reason {
     Idle,
     /// A registration with our prefix, offline, with no group.
     Ghost,
+    /// An idle runner in a target with a warm floor, at `RUNNER_MAX_LIFETIME_MINUTES`: replaced
+    /// by a new one in the same sweep.
+    Rotated,
 }
 
 impl Reason {
@@ -62,6 +69,7 @@ impl Reason {
             Reason::Lifetime => "lifetime",
             Reason::Idle => "idle",
             Reason::Ghost => "ghost",
+            Reason::Rotated => "rotated",
         }
     }
 }
@@ -90,6 +98,8 @@ pub struct Deletion {
     /// If deregistering fails (GitHub answers 422 because the runner just took a job), keep
     /// the group. True for idle groups; a group past its lifetime is deleted anyway.
     pub keep_group_if_deregister_fails: bool,
+    /// The group is a warm runner's (tagged `warm=true`).
+    pub warm: bool,
 }
 
 /// What `select` needs besides the observations.
@@ -100,6 +110,10 @@ pub struct Rules {
     pub max_lifetime: Duration,
     /// Org scope: ghosts cannot be traced to their job, so they are left to GitHub.
     pub org_scope: bool,
+    /// The warm floor of each target now (lowercase target → runners; see
+    /// [`crate::rules::warm::floors_now`]); empty when `WARM_RUNNERS` is unset or outside
+    /// `WARM_HOURS`.
+    pub floors: HashMap<String, u32>,
 }
 
 /// Registrations with our prefix, offline and not busy, that have no group: ghosts unless
@@ -124,9 +138,13 @@ pub fn ghost_candidates<'a>(groups: &[GroupView], runners: &'a [RunnerView], rul
 /// - a terminated or failed group is deleted (its runner, if still registered and not busy,
 ///   deregistered first);
 /// - a group older than the lifetime cap: deregister, delete (even if deregistering fails);
+/// - in a target with a warm floor, a group past the lifetime cap whose runner is not busy is
+///   rotated: deregister first, then delete, keeping the group if deregistering fails (the runner
+///   just took a job); the sweeper asks for its replacement;
 /// - a group older than the idle timeout whose runner is not busy: deregister first, then delete,
 ///   keeping the group if deregistering fails; a busy runner is never touched below the cap;
-///   groups whose runners could not be listed (`unlisted`) are not judged idle;
+///   groups whose runners could not be listed (`unlisted`) are not judged idle, nor are those
+///   the warm floor keeps ([`crate::rules::warm::kept`]);
 /// - a ghost registration (see [`ghost_candidates`]) not in `still_needed` is deregistered.
 pub fn select(
     groups: &[GroupView],
@@ -142,6 +160,7 @@ pub fn select(
         name: r.name.clone(),
         target: r.target.clone(),
     };
+    let kept = warm::kept(groups, runners, &unlisted, rules);
     let mut out = Vec::new();
     for g in groups.iter().filter(|g| g.managed && g.ours && !g.deleting) {
         // Its runner is the one of its name in its own target, and nowhere else.
@@ -154,22 +173,27 @@ pub fn select(
                 deregister: runner.filter(|r| !r.busy).map(reference),
                 group: Some(g.name.clone()),
                 keep_group_if_deregister_fails: false,
+                warm: g.warm,
             });
         } else if older_than(rules.max_lifetime) {
+            let floor = g.target.as_ref().and_then(|t| rules.floors.get(&t.to_ascii_lowercase()));
+            let rotate = floor.is_some_and(|f| *f > 0) && !runner.is_some_and(|r| r.busy);
             out.push(Deletion {
-                reason: Reason::Lifetime,
+                reason: if rotate { Reason::Rotated } else { Reason::Lifetime },
                 deregister: runner.map(reference),
                 group: Some(g.name.clone()),
-                keep_group_if_deregister_fails: false,
+                keep_group_if_deregister_fails: rotate,
+                warm: g.warm,
             });
         } else if older_than(rules.idle_timeout) && !runner.is_some_and(|r| r.busy) {
             let listed = g.target.as_ref().is_some_and(|t| !unlisted.contains(&t.to_ascii_lowercase()));
-            if listed {
+            if listed && !kept.contains(&g.name) {
                 out.push(Deletion {
                     reason: Reason::Idle,
                     deregister: runner.map(reference),
                     group: Some(g.name.clone()),
                     keep_group_if_deregister_fails: true,
+                    warm: g.warm,
                 });
             }
         }
@@ -181,6 +205,7 @@ pub fn select(
                 deregister: Some(reference(r)),
                 group: None,
                 keep_group_if_deregister_fails: false,
+                warm: false,
             });
         }
     }
@@ -200,6 +225,7 @@ mod tests {
             idle_timeout: Duration::from_secs(15 * 60),
             max_lifetime: Duration::from_secs(360 * 60),
             org_scope: false,
+            floors: HashMap::new(),
         }
     }
 
@@ -212,6 +238,7 @@ mod tests {
             deleting: false,
             created_at: Some(NOW - time::Duration::minutes(minutes_old)),
             target: Some("o/r".into()),
+            warm: false,
         }
     }
 
@@ -455,5 +482,84 @@ mod tests {
         let mut g = group("aci-runner-1", 1000, true);
         g.deleting = true;
         assert!(run(&[g], &[runner("aci-runner-1", false, false)], &[], &[], &rules()).is_empty());
+    }
+
+    fn with_floor(n: u32) -> Rules {
+        Rules {
+            floors: [("o/r".to_string(), n)].into_iter().collect(),
+            ..rules()
+        }
+    }
+
+    #[test]
+    fn an_idle_runner_at_or_below_the_floor_is_never_removed() {
+        let groups = [
+            group("aci-runner-w-00000001", 200, false),
+            group("aci-runner-w-00000002", 100, false),
+            group("aci-runner-3", 30, false),
+        ];
+        let runners = [
+            runner("aci-runner-w-00000001", false, true),
+            runner("aci-runner-w-00000002", false, true),
+            runner("aci-runner-3", false, true),
+        ];
+        let cases: &[(&str, u32, &[&str])] = &[
+            (
+                "no floor: every idle runner past the timeout goes",
+                0,
+                &["aci-runner-3", "aci-runner-w-00000001", "aci-runner-w-00000002"],
+            ),
+            (
+                "a floor of one: the surplus goes, oldest first",
+                1,
+                &["aci-runner-w-00000001", "aci-runner-w-00000002"],
+            ),
+            ("a floor of two", 2, &["aci-runner-w-00000001"]),
+            ("a floor of three keeps all", 3, &[]),
+        ];
+        for (rule, floor, want) in cases {
+            let mut got: Vec<String> = run(&groups, &runners, &[], &[], &with_floor(*floor))
+                .into_iter()
+                .inspect(|(_, reason, ..)| assert_eq!(*reason, Reason::Idle, "{rule}"))
+                .map(|(n, ..)| n)
+                .collect();
+            got.sort();
+            assert_eq!(got, *want, "{rule}");
+        }
+    }
+
+    #[test]
+    fn an_idle_runner_at_the_lifetime_cap_is_rotated_and_kept_if_it_just_took_a_job() {
+        let d = select(
+            &[group("aci-runner-w-00000001", 361, false)],
+            &[runner("aci-runner-w-00000001", false, true)],
+            &HashSet::new(),
+            &HashSet::new(),
+            &with_floor(2),
+        );
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].reason, Reason::Rotated);
+        assert!(d[0].deregister.is_some(), "deregistered first");
+        assert!(d[0].keep_group_if_deregister_fails, "a 422 keeps it");
+        let busy = select(
+            &[group("aci-runner-w-00000001", 361, false)],
+            &[runner("aci-runner-w-00000001", true, true)],
+            &HashSet::new(),
+            &HashSet::new(),
+            &with_floor(2),
+        );
+        assert_eq!(busy[0].reason, Reason::Lifetime, "a busy runner past the cap goes as any other");
+        let no_floor = select(
+            &[group("aci-runner-w-00000001", 361, false)],
+            &[runner("aci-runner-w-00000001", false, true)],
+            &HashSet::new(),
+            &HashSet::new(),
+            &rules(),
+        );
+        assert_eq!(
+            no_floor[0].reason,
+            Reason::Lifetime,
+            "outside WARM_HOURS: the lifetime rule as it was"
+        );
     }
 }

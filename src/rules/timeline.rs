@@ -3,8 +3,9 @@
 //!
 //! The lines, and the fields `handler report` and the workbook's queries read:
 //! - `job.queued|job.started|job.completed repository job run attempt created_at [lag_s]
-//!   [ours runner_made_for wait_s] [conclusion run_s] [runner] workflow name labels`;
-//! - `provision op=create … result=created repository job created_at since_created_s`;
+//!   [ours runner_made_for wait_s [warm]] [conclusion run_s] [runner] workflow name labels`;
+//! - `provision op=create … result=created repository job created_at since_created_s [warm]`;
+//!   (`warm=hit|miss` only with `WARM_RUNNERS` set);
 //! - `group.deleted by reason name repository job run [ran_job] created_at lifetime_s cpu
 //!   memory_gb`.
 //!
@@ -125,6 +126,15 @@ pub fn job_line<'a>(event: &'a JobEvent, cfg: &Config, now: OffsetDateTime) -> O
             .text("ours", if ours.is_some() { "true" } else { "false" })
             .with_some("runner_made_for", made_for)
             .with_some("wait_s", job.created_at.zip(job.started_at).map(|(c, s)| seconds(c, s)));
+        // With warm runners: did the job find a runner of ours already waiting? Read from the
+        // runner's name alone ([`crate::rules::warm::found_waiting`]): two misses whose runners
+        // start in the other order read as hits here; provision's `warm=`, asked at the create,
+        // is exact, and `handler report` prefers it.
+        if cfg.warm.is_some() {
+            let own = names::webhook_runner_name(&cfg.name_prefix, job.id);
+            let hit = crate::rules::warm::found_waiting(&cfg.name_prefix, &own, job.runner_name.as_deref());
+            line = line.text("warm", if hit { "hit" } else { "miss" });
+        }
     }
     if name == "job.completed" {
         line = line.text_some("conclusion", job.conclusion.as_deref());
@@ -321,6 +331,30 @@ mod tests {
             (None, None, None),
             "no runner, no time to one"
         );
+    }
+
+    #[test]
+    fn with_warm_runners_a_started_job_says_whether_it_found_one_waiting() {
+        let warm = cfg(&[("WARM_RUNNERS", "octo-org/octo-repo=2")]);
+        let now = CREATED + time::Duration::seconds(2);
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("on a warm runner: a hit", "aci-runner-w-abcdef01", Some("hit")),
+            ("on an idle runner made for another job: a hit", "aci-runner-41", Some("hit")),
+            ("on its own runner: a miss", "aci-runner-42", Some("miss")),
+            ("on a runner not ours: a miss", "build-box", Some("miss")),
+        ];
+        for (rule, runner, want) in cases {
+            let e = event("in_progress", SERVED, Some(runner));
+            assert_eq!(job_line(&e, &warm, now).unwrap().get("warm"), *want, "{rule}");
+        }
+        let e = event("in_progress", SERVED, Some("aci-runner-w-abcdef01"));
+        assert_eq!(
+            job_line(&e, &cfg(&[]), now).unwrap().get("warm"),
+            None,
+            "without WARM_RUNNERS, no warm field"
+        );
+        let queued = event("queued", SERVED, None);
+        assert_eq!(job_line(&queued, &warm, now).unwrap().get("warm"), None, "no runner yet");
     }
 
     #[test]

@@ -201,8 +201,22 @@ pub struct GitHubState {
     pub listed_jobs: Vec<ListedJob>,
     /// Conditional GETs answered 304.
     pub not_modified: usize,
+    /// Jobs waiting for a runner, oldest first (see [`GitHubState::queue_job`]).
+    pub queue: Vec<QueuedJob>,
+    /// Jobs handed to a runner: `(sequence, job id, runner name)`, sequenced with every fake's
+    /// writes (compare with [`Common::seq_of`]).
+    pub started: Vec<(u64, u64, String)>,
     /// The GitHub App's side of GitHub.
     pub app: FakeApp,
+}
+
+/// A job GitHub holds until a runner that can run it is idle and online.
+#[derive(Debug, Clone)]
+pub struct QueuedJob {
+    pub id: u64,
+    /// `repos/<owner>/<name>`.
+    pub scope: String,
+    pub labels: Vec<String>,
 }
 
 /// A GitHub App as GitHub knows it: where it is installed, with which permissions, the
@@ -387,11 +401,81 @@ pub fn github(pat: &str) -> GitHub {
         next_id: 1000,
         jit_configs: vec![],
         per_page_max: 100,
+        queue: vec![],
+        started: vec![],
         app: FakeApp::new(),
     }))
 }
 
 impl GitHubState {
+    /// A job is queued in `scope` (`repos/o/r`) asking for `labels`. As GitHub does, it is
+    /// handed at once to an idle online runner that can run it (the repository's, or its
+    /// organization's; every label the job asks for among the runner's, case-insensitively),
+    /// else it waits for one. Returns the runner that took it at once.
+    pub fn queue_job(&mut self, scope: &str, id: u64, labels: &[&str]) -> Option<String> {
+        self.jobs.insert(id, "queued".into());
+        self.queue.push(QueuedJob {
+            id,
+            scope: scope.into(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+        });
+        self.dispatch();
+        self.runner_of_job(id)
+    }
+
+    /// A runner's container started and the runner connected: it is online, and GitHub hands
+    /// it the oldest queued job it can run.
+    pub fn runner_online(&mut self, name: &str) {
+        if let Some(r) = self.runners.values_mut().find(|r| r.name == name) {
+            r.status = "online".into();
+        }
+        self.dispatch();
+    }
+
+    /// A job ends: `completed`, and its runner, ephemeral, leaves GitHub (as GitHub removes an
+    /// ephemeral runner after its one job). Returns the runner that ran it.
+    pub fn finish_job(&mut self, id: u64) -> Option<String> {
+        self.jobs.insert(id, "completed".into());
+        let runner = self.runner_of_job(id)?;
+        self.runners.retain(|_, r| r.name != runner);
+        Some(runner)
+    }
+
+    /// The runner a job was handed to.
+    pub fn runner_of_job(&self, id: u64) -> Option<String> {
+        self.started.iter().find(|(_, j, _)| *j == id).map(|(_, _, r)| r.clone())
+    }
+
+    /// When a job was handed to its runner (the sequence of [`GitHubState::started`]).
+    pub fn started_seq(&self, id: u64) -> Option<u64> {
+        self.started.iter().find(|(_, j, _)| *j == id).map(|(s, _, _)| *s)
+    }
+
+    /// Hands queued jobs, oldest first, to idle online runners that can run them.
+    fn dispatch(&mut self) {
+        let mut i = 0;
+        while i < self.queue.len() {
+            let job = self.queue[i].clone();
+            let owner_scope = format!("orgs/{}", job.scope.split('/').nth(1).unwrap_or(""));
+            let fits = |r: &FakeRunner| {
+                r.status == "online"
+                    && !r.busy
+                    && (r.scope.eq_ignore_ascii_case(&job.scope) || r.scope.eq_ignore_ascii_case(&owner_scope))
+                    && job.labels.iter().all(|l| r.labels.iter().any(|x| x.eq_ignore_ascii_case(l)))
+            };
+            match self.runners.values_mut().find(|r| fits(r)) {
+                Some(r) => {
+                    r.busy = true;
+                    let name = r.name.clone();
+                    self.jobs.insert(job.id, "in_progress".into());
+                    self.started.push((next_seq(), job.id, name));
+                    self.queue.remove(i);
+                }
+                None => i += 1,
+            }
+        }
+    }
+
     pub fn runner_named(&self, name: &str) -> Option<&FakeRunner> {
         self.runners.values().find(|r| r.name == name)
     }
@@ -800,10 +884,12 @@ fn github_route(s: &mut GitHubState, r: &Req) -> Resp {
         }
         "get-job" => {
             let id: u64 = rest[1].parse().unwrap_or(0);
+            let runner = s.runner_of_job(id);
+            let runner_id = runner.as_ref().and_then(|n| s.runner_named(n)).map(|r| r.id);
             match s.jobs.get(&id) {
                 Some(status) => Resp::json(
                     200,
-                    json!({"id": id, "status": status, "runner_id": null, "runner_name": null, "labels": []}),
+                    json!({"id": id, "status": status, "runner_id": runner_id, "runner_name": runner, "labels": []}),
                 ),
                 None => Resp::json(404, json!({"message": "Not Found"})),
             }

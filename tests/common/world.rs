@@ -183,6 +183,27 @@ impl Ctx {
         self.expect_log("sweep groups=").await;
     }
 
+    /// Every operation ARM has under way ends, and the runner of each group now running
+    /// connects to GitHub (goes online, and may be handed a queued job at once). The one link
+    /// between the two fakes: a container that runs is a runner that connects.
+    pub fn start_runners(&self) {
+        let running: Vec<String> = {
+            let mut arm = self.arm();
+            arm.settle();
+            arm.groups
+                .values()
+                .filter(|g| g.provisioning_state == "Succeeded" && g.instance_state.as_deref() == Some("Running"))
+                .map(|g| g.name.clone())
+                .collect()
+        };
+        let mut gh = self.github();
+        for name in running {
+            if gh.runner_named(&name).is_some_and(|r| r.status != "online") {
+                gh.runner_online(&name);
+            }
+        }
+    }
+
     /// The last sweep's summary line.
     pub fn sweep_summary(&self) -> String {
         self.logs()
