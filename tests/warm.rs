@@ -304,10 +304,9 @@ async fn outside_warm_hours_the_floor_is_zero() {
     .await;
 }
 
-#[tokio::test]
-async fn warm_runners_count_in_max_runners_and_wait_for_no_one() {
-    let world = warm_world(2)
-        .setting("MAX_RUNNERS", "3")
+/// Two groups of Codertocat/Hello-World running jobs, started three minutes ago.
+fn two_busy_runners(world: World) -> World {
+    world
         .arm(|arm| {
             for name in ["aci-runner-1", "aci-runner-2"] {
                 arm.seed(name, true, "Succeeded", Some("Running"), &minutes_ago(3)).tag(
@@ -321,7 +320,12 @@ async fn warm_runners_count_in_max_runners_and_wait_for_no_one() {
         .github(|gh| {
             gh.runner(REPO, "aci-runner-1", "online", true)
                 .runner(REPO, "aci-runner-2", "online", true)
-        });
+        })
+}
+
+#[tokio::test]
+async fn warm_runners_count_in_max_runners_and_wait_for_no_one() {
+    let world = two_busy_runners(warm_world(2).setting("MAX_RUNNERS", "3"));
     run_test(world, async |ctx| {
         ctx.sweep().await;
         assert!(ctx.sweep_summary().contains("warm_requested=2"), "{}", ctx.sweep_summary());
@@ -419,22 +423,7 @@ async fn a_dry_run_says_which_warm_runners_it_would_ask_for_and_asks_for_none() 
 
 #[tokio::test]
 async fn warm_runners_count_in_a_repositorys_share() {
-    let world = warm_world(2)
-        .setting("MAX_RUNNERS_PER_REPOSITORY", "3")
-        .arm(|arm| {
-            for name in ["aci-runner-1", "aci-runner-2"] {
-                arm.seed(name, true, "Succeeded", Some("Running"), &minutes_ago(3)).tag(
-                    name,
-                    "github-repository",
-                    "Codertocat/Hello-World",
-                );
-            }
-            arm
-        })
-        .github(|gh| {
-            gh.runner(REPO, "aci-runner-1", "online", true)
-                .runner(REPO, "aci-runner-2", "online", true)
-        });
+    let world = two_busy_runners(warm_world(2).setting("MAX_RUNNERS_PER_REPOSITORY", "3"));
     run_test(world, async |ctx| {
         ctx.sweep().await;
         ctx.expect_queued(2);

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::figures::{Figures, Row, BUCKETS};
-use super::text::{duration, price};
+use super::text::{cells, duration, price};
 
 /// Text safe inside HTML.
 pub fn escape(s: &str) -> String {
@@ -255,24 +255,10 @@ fn phases(out: &mut String, f: &Figures) {
 }
 
 fn row_cells(r: &Row) -> String {
-    [
-        r.jobs.to_string(),
-        duration(r.wait_p50),
-        duration(r.wait_p95),
-        duration(r.wait_max),
-        duration(r.to_put_p50),
-        duration(r.put_to_start_p50),
-        format!("{:.1}", r.runner_seconds as f64 / 60.0),
-        format!("{:.2}", r.vcpu_hours),
-        format!("{:.2}", r.gb_hours),
-        format!("${:.2}", r.cost),
-        r.failed.to_string(),
-        r.cancelled.to_string(),
-        r.swept_total().to_string(),
-    ]
-    .iter()
-    .map(|c| format!("<td>{}</td>", escape(c)))
-    .collect()
+    cells(r, |c| format!("${c:.2}"))
+        .iter()
+        .map(|c| format!("<td>{}</td>", escape(c)))
+        .collect()
 }
 
 const HEAD: &str = "<th>jobs</th><th>p50</th><th>p95</th><th>max</th><th>to PUT</th><th>PUT→start</th><th>runner min</th><th>vCPU-h</th><th>GB-h</th><th>cost</th><th>failed</th><th>cancelled</th><th>swept</th>";

@@ -37,7 +37,8 @@ const HEADER: &[&str] = &[
     "swept",
 ];
 
-fn cells(r: &Row) -> Vec<String> {
+/// A row's figures, in the order of the columns, the cost written by `money`.
+pub(super) fn cells(r: &Row, money: fn(f64) -> String) -> Vec<String> {
     vec![
         r.jobs.to_string(),
         duration(r.wait_p50),
@@ -48,7 +49,7 @@ fn cells(r: &Row) -> Vec<String> {
         format!("{:.1}", r.runner_seconds as f64 / 60.0),
         format!("{:.2}", r.vcpu_hours),
         format!("{:.2}", r.gb_hours),
-        format!("{:.2}", r.cost),
+        money(r.cost),
         r.failed.to_string(),
         r.cancelled.to_string(),
         r.swept_total().to_string(),
@@ -58,7 +59,7 @@ fn cells(r: &Row) -> Vec<String> {
 fn table(out: &mut String, keys: &[&str], rows: Vec<(Vec<String>, &Row)>) {
     let mut all: Vec<Vec<String>> = vec![keys.iter().chain(HEADER).map(|s| s.to_string()).collect()];
     for (k, r) in rows {
-        all.push(k.into_iter().chain(cells(r)).collect());
+        all.push(k.into_iter().chain(cells(r, |c| format!("{c:.2}"))).collect());
     }
     let widths: Vec<usize> = (0..all[0].len())
         .map(|i| all.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))

@@ -108,24 +108,7 @@ pub fn decide(event: &JobEvent, cfg: &Config) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::Job;
     use crate::rules::fixtures::*;
-
-    fn event(action: &str, labels: &[&str], runner: Option<&str>) -> JobEvent {
-        JobEvent {
-            action: action.into(),
-            job: Job {
-                id: 42,
-                run_id: 7,
-                run_attempt: 1,
-                labels: labels.iter().map(|s| s.to_string()).collect(),
-                runner_name: runner.map(str::to_string),
-                ..Job::default()
-            },
-            repository: "octo-org/octo-repo".into(),
-            owner: "octo-org".into(),
-        }
-    }
 
     fn is_ignore(d: &Decision) -> bool {
         matches!(d, Decision::Ignore(_))

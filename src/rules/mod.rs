@@ -31,12 +31,30 @@ pub(crate) mod fixtures {
     use std::collections::HashMap;
 
     use crate::config::Config;
+    use crate::job::{Job, JobEvent};
     use crate::rules::request::{Create, Origin};
 
     /// `Config` with the plan's stand-ins and these settings.
     pub fn cfg(extra: &[(&str, &str)]) -> Config {
         let env: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::for_plan(&env).unwrap()
+    }
+
+    /// A `workflow_job` delivery of job 42 of run 7 in `octo-org/octo-repo`.
+    pub fn event(action: &str, labels: &[&str], runner: Option<&str>) -> JobEvent {
+        JobEvent {
+            action: action.into(),
+            job: Job {
+                id: 42,
+                run_id: 7,
+                run_attempt: 1,
+                labels: labels.iter().map(|s| s.to_string()).collect(),
+                runner_name: runner.map(str::to_string),
+                ..Job::default()
+            },
+            repository: "octo-org/octo-repo".into(),
+            owner: "octo-org".into(),
+        }
     }
 
     /// The request for webhook job 42 of run 7 in `octo-org/octo-repo`, with the default labels.

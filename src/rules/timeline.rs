@@ -210,29 +210,25 @@ pub fn group_deleted(
 mod tests {
     use super::*;
     use crate::job::Job;
-    use crate::rules::fixtures::*;
+    use crate::rules::fixtures::{self, *};
     use time::macros::datetime;
 
     const CREATED: OffsetDateTime = datetime!(2026-12-01 10:00:00 UTC);
 
+    /// The fixtures' delivery, with a workflow, a name and the times GitHub writes.
     fn event(action: &str, labels: &[&str], runner: Option<&str>) -> JobEvent {
+        let e = fixtures::event(action, labels, runner);
         JobEvent {
-            action: action.into(),
             job: Job {
-                id: 42,
-                run_id: 7,
-                run_attempt: 1,
-                labels: labels.iter().map(|s| s.to_string()).collect(),
-                runner_name: runner.map(str::to_string),
                 workflow: Some("CI".into()),
                 name: Some("build (linux)".into()),
                 created_at: Some(CREATED),
                 started_at: Some(CREATED + time::Duration::seconds(95)),
                 completed_at: Some(CREATED + time::Duration::seconds(95 + 240)),
                 conclusion: (action == "completed").then(|| "success".into()),
+                ..e.job
             },
-            repository: "octo-org/octo-repo".into(),
-            owner: "octo-org".into(),
+            ..e
         }
     }
 
