@@ -286,12 +286,12 @@ fn taken_by_another_of_ours(app: &App, c: &Create, runner: Option<&str>) -> bool
 /// with a warm floor, taken by a runner of ours that this create replaces), a workflow-step
 /// request's run not completed (its runner serves later jobs of the run), a warm runner's
 /// target still with a floor. `hit` is set when a webhook job's status was read.
-async fn still_wanted(app: &App, pat: &Credential, c: &Create, hit: &mut Option<Hit>) -> Result<Result<(), Done>, Failure> {
+async fn still_wanted(app: &App, auth: &Credential, c: &Create, hit: &mut Option<Hit>) -> Result<Result<(), Done>, Failure> {
     if c.origin == Origin::Warm {
         return Ok(if floor_now(app, c) > 0 { Ok(()) } else { Err(Done::WarmNotWanted) });
     }
     Ok(match (c.origin, c.job) {
-        (Origin::Webhook, Some(job)) => match app.github.job(pat, &c.repository, job).await? {
+        (Origin::Webhook, Some(job)) => match app.github.job(auth, &c.repository, job).await? {
             Some(j) if still_queued(&j.status) => {
                 *hit = Some(Hit::Miss);
                 Ok(())
@@ -302,7 +302,7 @@ async fn still_wanted(app: &App, pat: &Credential, c: &Create, hit: &mut Option<
             }
             other => Err(Done::JobNotQueued(other.map(|j| j.status).unwrap_or_else(|| "gone".into()))),
         },
-        _ => match app.github.run_status(pat, &c.repository, c.run).await? {
+        _ => match app.github.run_status(auth, &c.repository, c.run).await? {
             Some(s) if s != "completed" => Ok(()),
             other => Err(Done::RunCompleted(other.unwrap_or_else(|| "gone".into()))),
         },
@@ -316,7 +316,7 @@ async fn still_wanted(app: &App, pat: &Credential, c: &Create, hit: &mut Option<
 /// - anything else (creating, pending, running): it is the job's runner.
 async fn existing(
     app: &App,
-    pat: &Credential,
+    auth: &Credential,
     c: &Create,
     listed: &Group,
     asked: &mut bool,
@@ -351,7 +351,7 @@ async fn existing(
         return Ok(Done::Exists);
     }
     *asked = true;
-    if let Err(done) = still_wanted(app, pat, c, hit).await? {
+    if let Err(done) = still_wanted(app, auth, c, hit).await? {
         return Ok(done);
     }
     if app.cfg.dry_run {
@@ -366,7 +366,7 @@ async fn existing(
 
 async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app.github_credential().await.map_err(Failure::Retry)?;
+    let auth = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&c.repository);
     let group_id = cfg.scope.runner_group_id();
     let mut hit = None;
@@ -375,7 +375,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         if c.repository.contains('/') == cfg.scope.is_org() {
             return Err(Failure::Drop(format!("warm target {} does not fit RUNNER_SCOPE", c.repository)));
         }
-        if let Err(done) = still_wanted(app, &pat, c, &mut hit).await? {
+        if let Err(done) = still_wanted(app, &auth, c, &mut hit).await? {
             return Ok(done);
         }
     }
@@ -384,7 +384,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     let mut asked = false;
     if dequeue_count > 1 && (dequeue_count - 2).is_multiple_of(STATUS_EVERY) {
         asked = true;
-        if let Err(done) = still_wanted(app, &pat, c, &mut hit).await? {
+        if let Err(done) = still_wanted(app, &auth, c, &mut hit).await? {
             return Ok(done);
         }
     }
@@ -394,7 +394,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     if cfg.warm.is_some() && c.origin == Origin::Webhook && dequeue_count <= 1 {
         // A failed lookup leaves it unknown (no `warm=` on the line) and fails nothing.
         if let Some(job) = c.job {
-            if let Ok(j) = app.github.job(&pat, &c.repository, job).await {
+            if let Ok(j) = app.github.job(&auth, &c.repository, job).await {
                 let taken = j.as_ref().and_then(|j| j.runner_name.as_deref());
                 hit = Some(if taken_by_another_of_ours(app, c, taken) {
                     Hit::Hit
@@ -408,7 +408,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
     let list_started = Instant::now();
     let groups = app.arm.list_groups().await?;
     if let Some(g) = groups.iter().find(|g| g.name == c.runner) {
-        return existing(app, &pat, c, g, &mut asked, &mut hit).await;
+        return existing(app, &auth, c, g, &mut asked, &mut hit).await;
     }
     let listed: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     let (live, live_in_repository) = live_groups(app, &groups, list_started, &c.repository).await;
@@ -440,7 +440,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         }
     };
     if dequeue_count > 1 && !asked {
-        if let Err(done) = still_wanted(app, &pat, c, &mut hit).await? {
+        if let Err(done) = still_wanted(app, &auth, c, &mut hit).await? {
             return Ok(done);
         }
     }
@@ -456,7 +456,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
         return Ok(Done::DryRun);
     }
 
-    let jit = match app.github.generate_jitconfig(&pat, target, &c.runner, &c.labels, group_id).await {
+    let jit = match app.github.generate_jitconfig(&auth, target, &c.runner, &c.labels, group_id).await {
         Ok(j) => j,
         Err(e) if e.status() == Some(409) => {
             // A runner of this name is registered already. Its group exists when another
@@ -466,12 +466,12 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
             }
             // Otherwise a try registered it and failed before cleaning up. Idle and offline,
             // it is ours to replace.
-            match app.github.runner_by_name(&pat, target, &c.runner).await? {
+            match app.github.runner_by_name(&auth, target, &c.runner).await? {
                 Some(r) if r.busy => return Ok(Done::Exists),
-                Some(r) => app.github.delete_runner(&pat, target, r.id).await?,
+                Some(r) => app.github.delete_runner(&auth, target, r.id).await?,
                 None => {}
             }
-            app.github.generate_jitconfig(&pat, target, &c.runner, &c.labels, group_id).await?
+            app.github.generate_jitconfig(&auth, target, &c.runner, &c.labels, group_id).await?
         }
         Err(e) => return Err(e.into()),
     };
@@ -485,7 +485,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
             return Ok(Done::Created { warm: hit });
         }
         // Nothing will ever run this registration: remove it before giving up or retrying.
-        if let Err(d) = app.github.delete_runner(&pat, target, jit.runner_id).await {
+        if let Err(d) = app.github.delete_runner(&auth, target, jit.runner_id).await {
             log::error("provision.deregister-failed", &[("runner", &c.runner), ("error", &d)]);
         }
         return Err(e.into());
@@ -496,7 +496,7 @@ async fn create(app: &App, c: &Create, dequeue_count: u32) -> Result<Done, Failu
 
 async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     let cfg = &app.cfg;
-    let pat = app.github_credential().await.map_err(Failure::Retry)?;
+    let auth = app.github_credential().await.map_err(Failure::Retry)?;
     let target = app.target(&r.repository);
 
     let group = app.arm.get_group(&r.runner).await?;
@@ -510,7 +510,7 @@ async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
             return Ok(Done::OtherTarget(target_name(&cfg.scope, &g.tags).unwrap_or_else(|| "-".into())));
         }
     }
-    let runner = app.github.runner_by_name(&pat, target, &r.runner).await?;
+    let runner = app.github.runner_by_name(&auth, target, &r.runner).await?;
     if r.only_if_idle && runner.as_ref().is_some_and(|x| x.busy) {
         return Ok(Done::KeptBusy);
     }
@@ -525,7 +525,7 @@ async fn release(app: &App, r: &Release) -> Result<Done, Failure> {
     }
     // Deregister first, so GitHub hands the runner no job while its container goes away.
     if let Some(x) = &runner {
-        app.github.delete_runner(&pat, target, x.id).await?;
+        app.github.delete_runner(&auth, target, x.id).await?;
     }
     if let Some(g) = &group {
         app.arm.delete_group(&r.runner).await?;

@@ -216,7 +216,7 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
         .collect();
     let mut unlisted: HashSet<String> = HashSet::new();
     let mut runners: Vec<RunnerView> = Vec::new();
-    let pat = match app.github_credential().await {
+    let auth = match app.github_credential().await {
         Ok(p) => Some(p),
         Err(e) => {
             report.read_failures.push(e);
@@ -224,8 +224,8 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
             None
         }
     };
-    if let Some(pat) = &pat {
-        let lists = futures::stream::iter(targets.iter().cloned().map(|t| runners_of(app, pat, t)))
+    if let Some(auth) = &auth {
+        let lists = futures::stream::iter(targets.iter().cloned().map(|t| runners_of(app, auth, t)))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
@@ -276,9 +276,9 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
         floors,
     };
     let mut still_needed: HashSet<String> = HashSet::new();
-    if let Some(pat) = &pat {
+    if let Some(auth) = &auth {
         let candidates = ghost_candidates(&views, &runners, &rules);
-        let checks = futures::stream::iter(candidates.into_iter().cloned().map(|r| still_needed_by(app, pat, r)))
+        let checks = futures::stream::iter(candidates.into_iter().cloned().map(|r| still_needed_by(app, auth, r)))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
@@ -331,8 +331,8 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
     }
 
     // 5. Act.
-    let pat = pat.as_ref();
-    let ended = futures::stream::iter(deletions.into_iter().map(|d| execute(app, pat, d, dry_run)))
+    let auth = auth.as_ref();
+    let ended = futures::stream::iter(deletions.into_iter().map(|d| execute(app, auth, d, dry_run)))
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
@@ -340,7 +340,7 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
     log_deleted_groups(app, &report, &groups);
 
     // 6. Jobs whose container ended before it took them get another runner.
-    if let Some(pat) = pat {
+    if let Some(auth) = auth {
         let candidates: Vec<Create> = report
             .deletions
             .iter()
@@ -348,7 +348,7 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
             .filter_map(|(d, _)| groups.iter().find(|g| Some(&g.name) == d.group.as_ref()))
             .filter_map(|g| webhook_request(&g.name, &g.tags, &cfg.runner_labels))
             .collect();
-        let checks = futures::stream::iter(candidates.into_iter().map(|c| job_still_queued(app, pat, c)))
+        let checks = futures::stream::iter(candidates.into_iter().map(|c| job_still_queued(app, auth, c)))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
@@ -368,7 +368,7 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
     }
 
     // 7. Deliveries GitHub never made: queued jobs of ours with no group of their name.
-    if let Some(pat) = pat {
+    if let Some(auth) = auth {
         let repositories: BTreeSet<String> = groups
             .iter()
             .filter_map(|g| g.tags.get(tag::REPOSITORY).filter(|r| valid_repository(r)).cloned())
@@ -377,7 +377,7 @@ pub async fn sweep_since(app: &App, dry_run: bool, since: Option<time::OffsetDat
             .collect::<std::collections::BTreeMap<_, _>>()
             .into_values()
             .collect();
-        let listed = futures::stream::iter(repositories.into_iter().map(|r| queued_jobs(app, pat, r)))
+        let listed = futures::stream::iter(repositories.into_iter().map(|r| queued_jobs(app, auth, r)))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
@@ -427,14 +427,14 @@ fn log_deleted_groups(app: &App, report: &Report, groups: &[Group]) {
 
 /// The jobs of a repository's runs that are not completed: one conditional call for the runs,
 /// one per such run for its jobs.
-async fn queued_jobs(app: &App, pat: &Credential, repository: String) -> (Vec<ListedJob>, Vec<String>) {
-    let runs = match app.github.active_runs(pat, &repository).await {
+async fn queued_jobs(app: &App, auth: &Credential, repository: String) -> (Vec<ListedJob>, Vec<String>) {
+    let runs = match app.github.active_runs(auth, &repository).await {
         Ok(r) => r,
         Err(e) => return (vec![], vec![e.to_string()]),
     };
     let (mut jobs, mut failures) = (vec![], vec![]);
     for run in runs {
-        match app.github.run_jobs(pat, &repository, run).await {
+        match app.github.run_jobs(auth, &repository, run).await {
             Ok(list) => jobs.extend(list.into_iter().map(|j| ListedJob {
                 id: j.id,
                 run_id: j.run_id,
@@ -450,8 +450,8 @@ async fn queued_jobs(app: &App, pat: &Credential, repository: String) -> (Vec<Li
     (jobs, failures)
 }
 
-async fn job_still_queued(app: &App, pat: &Credential, c: Create) -> (Create, Result<bool, CallError>) {
-    let status = app.github.job_status(pat, &c.repository, c.job.unwrap_or(0)).await;
+async fn job_still_queued(app: &App, auth: &Credential, c: Create) -> (Create, Result<bool, CallError>) {
+    let status = app.github.job_status(auth, &c.repository, c.job.unwrap_or(0)).await;
     (c, status.map(|s| s.as_deref().is_some_and(still_queued)))
 }
 
@@ -473,23 +473,23 @@ async fn state_of(app: &App, g: Group) -> (Option<Group>, Option<String>) {
     }
 }
 
-async fn runners_of(app: &App, pat: &Credential, t: String) -> (String, Result<Vec<Runner>, CallError>) {
-    let result = app.github.list_runners(pat, Target::named(&app.cfg.scope, &t)).await;
+async fn runners_of(app: &App, auth: &Credential, t: String) -> (String, Result<Vec<Runner>, CallError>) {
+    let result = app.github.list_runners(auth, Target::named(&app.cfg.scope, &t)).await;
     (t, result)
 }
 
 /// Does what a ghost was made for still need it? A webhook runner's job still queued, or a
 /// workflow-step runner's run not yet completed. A name we cannot read back counts as needed.
-async fn still_needed_by(app: &App, pat: &Credential, r: RunnerView) -> (String, Result<bool, CallError>) {
+async fn still_needed_by(app: &App, auth: &Credential, r: RunnerView) -> (String, Result<bool, CallError>) {
     let needed = match names::parse(&app.cfg.name_prefix, &r.name) {
         Some(Name::Job(job)) => app
             .github
-            .job_status(pat, &r.target, job)
+            .job_status(auth, &r.target, job)
             .await
             .map(|s| s.as_deref().is_some_and(still_queued)),
         Some(Name::Workflow { run, .. }) => app
             .github
-            .run_status(pat, &r.target, run)
+            .run_status(auth, &r.target, run)
             .await
             .map(|s| s.is_some_and(|s| s != "completed")),
         // A warm runner is for no job: one with no group is only in the way.
@@ -499,18 +499,18 @@ async fn still_needed_by(app: &App, pat: &Credential, r: RunnerView) -> (String,
     (r.name, needed)
 }
 
-async fn execute(app: &App, pat: Option<&Credential>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
-    let e = execute_one(app, pat, &d, dry_run).await;
+async fn execute(app: &App, auth: Option<&Credential>, d: Deletion, dry_run: bool) -> (Deletion, Ended) {
+    let e = execute_one(app, auth, &d, dry_run).await;
     (d, e)
 }
 
-async fn execute_one(app: &App, pat: Option<&Credential>, d: &Deletion, dry_run: bool) -> Ended {
+async fn execute_one(app: &App, auth: Option<&Credential>, d: &Deletion, dry_run: bool) -> Ended {
     if dry_run {
         log::info("sweep.would-delete", &[("plan", &describe(d))]);
         return Ended::DryRun;
     }
-    if let (Some(r), Some(pat)) = (&d.deregister, pat) {
-        if let Err(e) = app.github.delete_runner(pat, Target::named(&app.cfg.scope, &r.target), r.id).await {
+    if let (Some(r), Some(auth)) = (&d.deregister, auth) {
+        if let Err(e) = app.github.delete_runner(auth, Target::named(&app.cfg.scope, &r.target), r.id).await {
             if d.group.is_none() {
                 log::error("sweep.failed", &[("plan", &describe(d)), ("error", &e)]);
                 return Ended::Failed(e.to_string());

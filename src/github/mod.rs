@@ -151,10 +151,10 @@ impl GitHub {
 
     /// The ids of a repository's workflow runs that are not completed, among its 100 most
     /// recent (a conditional request: unchanged, it costs no rate limit).
-    pub async fn active_runs(&self, pat: &Credential, repository: &str) -> Result<Vec<u64>, CallError> {
+    pub async fn active_runs(&self, auth: &Credential, repository: &str) -> Result<Vec<u64>, CallError> {
         const OP: &str = "github.list-runs";
         let path = format!("{}/actions/runs?per_page=100", repo_path(repository));
-        let body = self.get_conditional(OP, &path, pat, Target::Repo(repository)).await?;
+        let body = self.get_conditional(OP, &path, auth, Target::Repo(repository)).await?;
         let list: RunList = parse(OP, &body)?;
         Ok(list
             .workflow_runs
@@ -165,10 +165,10 @@ impl GitHub {
     }
 
     /// The jobs of a run's latest attempt (conditional, as [`GitHub::active_runs`]).
-    pub async fn run_jobs(&self, pat: &Credential, repository: &str, run_id: u64) -> Result<Vec<Job>, CallError> {
+    pub async fn run_jobs(&self, auth: &Credential, repository: &str, run_id: u64) -> Result<Vec<Job>, CallError> {
         const OP: &str = "github.list-jobs";
         let path = format!("{}/actions/runs/{run_id}/jobs?filter=latest&per_page=100", repo_path(repository));
-        let body = self.get_conditional(OP, &path, pat, Target::Repo(repository)).await?;
+        let body = self.get_conditional(OP, &path, auth, Target::Repo(repository)).await?;
         let list: JobList = parse(OP, &body)?;
         Ok(list.jobs)
     }
@@ -201,19 +201,19 @@ impl GitHub {
         }
     }
 
-    fn request(&self, method: Method, path: &str, pat: &Secret) -> RequestBuilder {
-        self.request_url(method, &format!("{}{path}", self.base), pat)
+    fn request(&self, method: Method, path: &str, token: &Secret) -> RequestBuilder {
+        self.request_url(method, &format!("{}{path}", self.base), token)
     }
 
-    fn request_url(&self, method: Method, url: &str, pat: &Secret) -> RequestBuilder {
-        request_to(&self.http, method, url, pat)
+    fn request_url(&self, method: Method, url: &str, token: &Secret) -> RequestBuilder {
+        request_to(&self.http, method, url, token)
     }
 
     /// `POST …/actions/runners/generate-jitconfig`: registers the runner (offline until its
     /// container starts) and returns its one-job configuration.
     pub async fn generate_jitconfig(
         &self,
-        pat: &Credential,
+        auth: &Credential,
         target: Target<'_>,
         name: &str,
         labels: &[String],
@@ -233,7 +233,7 @@ impl GitHub {
             None
         };
         let resp = self
-            .send_as(OP, pat, target, Access::Runners, &[], |t| {
+            .send_as(OP, auth, target, Access::Runners, &[], |t| {
                 self.request(Method::POST, &path, t).json(&body)
             })
             .await;
@@ -253,7 +253,7 @@ impl GitHub {
     }
 
     /// The runner with exactly this name, if registered.
-    pub async fn runner_by_name(&self, pat: &Credential, target: Target<'_>, name: &str) -> Result<Option<Runner>, CallError> {
+    pub async fn runner_by_name(&self, auth: &Credential, target: Target<'_>, name: &str) -> Result<Option<Runner>, CallError> {
         const OP: &str = "github.find-runner";
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("name", name)
@@ -261,21 +261,21 @@ impl GitHub {
             .finish();
         let path = format!("{}/actions/runners?{query}", target_path(&target));
         let resp = self
-            .send_as(OP, pat, target, Access::Runners, &[], |t| self.request(Method::GET, &path, t))
+            .send_as(OP, auth, target, Access::Runners, &[], |t| self.request(Method::GET, &path, t))
             .await?;
         let list: RunnerList = http::read_json(OP, resp).await?;
         Ok(list.runners.into_iter().find(|r| r.name == name))
     }
 
     /// Every runner in the target, following `Link: rel="next"`.
-    pub async fn list_runners(&self, pat: &Credential, target: Target<'_>) -> Result<Vec<Runner>, CallError> {
+    pub async fn list_runners(&self, auth: &Credential, target: Target<'_>) -> Result<Vec<Runner>, CallError> {
         const OP: &str = "github.list-runners";
         let mut url = format!("{}{}/actions/runners?per_page=100", self.base, target_path(&target));
         let mut out = Vec::new();
         loop {
             let u = url.clone();
             let resp = self
-                .send_as(OP, pat, target, Access::Runners, &[], |t| self.request_url(Method::GET, &u, t))
+                .send_as(OP, auth, target, Access::Runners, &[], |t| self.request_url(Method::GET, &u, t))
                 .await?;
             let next = next_link(resp.headers().get("link").and_then(|v| v.to_str().ok()));
             let list: RunnerList = http::read_json(OP, resp).await?;
@@ -296,9 +296,9 @@ impl GitHub {
     }
 
     /// Deregisters a runner. An absent runner counts as done.
-    pub async fn delete_runner(&self, pat: &Credential, target: Target<'_>, runner_id: u64) -> Result<(), CallError> {
+    pub async fn delete_runner(&self, auth: &Credential, target: Target<'_>, runner_id: u64) -> Result<(), CallError> {
         let path = format!("{}/actions/runners/{runner_id}", target_path(&target));
-        self.send_as("github.delete-runner", pat, target, Access::Runners, &[404], |t| {
+        self.send_as("github.delete-runner", auth, target, Access::Runners, &[404], |t| {
             self.request(Method::DELETE, &path, t)
         })
         .await?;
@@ -325,9 +325,9 @@ impl GitHub {
 
     /// Can the PAT or App manage self-hosted runners here? (Listing needs the same rights as
     /// registering: repository Administration, or the organization's self-hosted runners.)
-    pub async fn runner_rights(&self, pat: &Credential, target: Target<'_>) -> Result<(), CallError> {
+    pub async fn runner_rights(&self, auth: &Credential, target: Target<'_>) -> Result<(), CallError> {
         let path = format!("{}/actions/runners?per_page=1", target_path(&target));
-        self.send_as("github.list-runners", pat, target, Access::Runners, &[], |t| {
+        self.send_as("github.list-runners", auth, target, Access::Runners, &[], |t| {
             self.request(Method::GET, &path, t)
         })
         .await?;
@@ -335,16 +335,16 @@ impl GitHub {
     }
 
     /// A job's `status` (`queued`, `in_progress`, `completed`, …), or `None` if it is gone.
-    pub async fn job_status(&self, pat: &Credential, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
-        Ok(self.job(pat, repository, job_id).await?.map(|j| j.status))
+    pub async fn job_status(&self, auth: &Credential, repository: &str, job_id: u64) -> Result<Option<String>, CallError> {
+        Ok(self.job(auth, repository, job_id).await?.map(|j| j.status))
     }
 
     /// A job's status and the runner that took it, or `None` if it is gone.
-    pub async fn job(&self, pat: &Credential, repository: &str, job_id: u64) -> Result<Option<JobState>, CallError> {
+    pub async fn job(&self, auth: &Credential, repository: &str, job_id: u64) -> Result<Option<JobState>, CallError> {
         const OP: &str = "github.get-job";
         let path = format!("{}/actions/jobs/{job_id}", repo_path(repository));
         let resp = self
-            .send_as(OP, pat, Target::Repo(repository), Access::Actions, &[404], |t| {
+            .send_as(OP, auth, Target::Repo(repository), Access::Actions, &[404], |t| {
                 self.request(Method::GET, &path, t)
             })
             .await?;
@@ -359,15 +359,15 @@ impl GitHub {
     }
 
     /// A workflow run's `status` (`queued`, `in_progress`, `completed`, …), or `None` if gone.
-    pub async fn run_status(&self, pat: &Credential, repository: &str, run_id: u64) -> Result<Option<String>, CallError> {
+    pub async fn run_status(&self, auth: &Credential, repository: &str, run_id: u64) -> Result<Option<String>, CallError> {
         let path = format!("{}/actions/runs/{run_id}", repo_path(repository));
-        self.status_of("github.get-run", &path, pat, repository).await
+        self.status_of("github.get-run", &path, auth, repository).await
     }
 
     /// The `status` field of a job or run; `None` when GitHub answers 404.
-    async fn status_of(&self, op: &'static str, path: &str, pat: &Credential, repository: &str) -> Result<Option<String>, CallError> {
+    async fn status_of(&self, op: &'static str, path: &str, auth: &Credential, repository: &str) -> Result<Option<String>, CallError> {
         let resp = self
-            .send_as(op, pat, Target::Repo(repository), Access::Actions, &[404], |t| {
+            .send_as(op, auth, Target::Repo(repository), Access::Actions, &[404], |t| {
                 self.request(Method::GET, path, t)
             })
             .await?;
