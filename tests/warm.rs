@@ -342,23 +342,7 @@ async fn warm_runners_count_in_max_runners_and_wait_for_no_one() {
 #[tokio::test]
 async fn a_queued_job_caught_at_the_cap_still_waits_while_warm_runners_are_asked_for() {
     // Without a warm runner free, a job's create waits at the cap as ever.
-    let world = warm_world(1)
-        .setting("MAX_RUNNERS", "2")
-        .arm(|arm| {
-            for name in ["aci-runner-1", "aci-runner-2"] {
-                arm.seed(name, true, "Succeeded", Some("Running"), &minutes_ago(3)).tag(
-                    name,
-                    "github-repository",
-                    "Codertocat/Hello-World",
-                );
-            }
-            arm
-        })
-        .github(|gh| {
-            gh.runner(REPO, "aci-runner-1", "online", true)
-                .runner(REPO, "aci-runner-2", "online", true)
-                .job(300, "queued")
-        });
+    let world = two_busy_runners(warm_world(1).setting("MAX_RUNNERS", "2")).github(|gh| gh.job(300, "queued"));
     run_test(world, async |ctx| {
         ctx.deliver(queued(300)).await.expect_status(202);
         assert_eq!(ctx.host().invoke_batch().await, [500]);
