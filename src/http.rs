@@ -80,7 +80,7 @@ pub enum CallError {
     #[error("{op}: {host}: {cause}")]
     Transport { op: &'static str, host: String, cause: String },
     /// Not sent: GitHub's limit on runner registrations leaves this client no turn for `wait`
-    /// (see [`crate::github::pace`]). A rate limit like GitHub's own.
+    /// (the GitHub client paces its registrations). A rate limit like GitHub's own.
     #[error("{op}: held back: GitHub's secondary limit on runner registrations leaves no turn for {} s", wait.as_secs().max(1))]
     HeldBack { op: &'static str, wait: Duration },
     /// Anything else (a credential that cannot get a token, a body we cannot read).
