@@ -343,15 +343,7 @@ impl AppAuth {
             match next {
                 None => break,
                 Some(_) if older => break,
-                // The JWT goes only where GITHUB_API_URL points.
-                Some(n) if n.starts_with(&format!("{}/", self.base)) => url = n,
-                Some(n) => {
-                    return Err(CallError::Other {
-                        op: OP,
-                        message: format!("next page {n} is outside GITHUB_API_URL"),
-                        transient: false,
-                    })
-                }
+                Some(n) => url = super::same_api(OP, &self.base, n)?,
             }
         }
         Ok(out)

@@ -52,6 +52,19 @@ fn repo_path(repository: &str) -> String {
     }
 }
 
+/// A next page (`Link: rel="next"`) to follow: only one under `base` (`GITHUB_API_URL`), since
+/// the PAT, a token or the App JWT goes with it.
+fn same_api(op: &'static str, base: &str, next: String) -> Result<String, CallError> {
+    if next.starts_with(&format!("{base}/")) {
+        return Ok(next);
+    }
+    Err(CallError::Other {
+        op,
+        message: format!("next page {next} is outside GITHUB_API_URL"),
+        transient: false,
+    })
+}
+
 /// A request to GitHub's REST API with its media type, API version and bearer token (a PAT,
 /// an installation token or the App's JWT).
 fn request_to(http: &Client, method: Method, url: &str, bearer: &Secret) -> RequestBuilder {
@@ -281,15 +294,7 @@ impl GitHub {
             let list: RunnerList = http::read_json(OP, resp).await?;
             out.extend(list.runners);
             match next {
-                // The PAT or token goes only where GITHUB_API_URL points.
-                Some(n) if n.starts_with(&format!("{}/", self.base)) => url = n,
-                Some(n) => {
-                    return Err(CallError::Other {
-                        op: OP,
-                        message: format!("next page {n} is outside GITHUB_API_URL"),
-                        transient: false,
-                    })
-                }
+                Some(n) => url = same_api(OP, &self.base, n)?,
                 None => return Ok(out),
             }
         }
