@@ -180,23 +180,10 @@ mod tests {
         assert!(b["properties"].get("subnetIds").is_none());
     }
 
-    /// A warm runner's request for `target`, as the sweeper makes it.
-    fn warm(target: &str) -> Create {
-        Create {
-            runner: crate::rules::names::warm_runner_name("aci-runner", "seed"),
-            repository: target.into(),
-            origin: Origin::Warm,
-            job: None,
-            run: 0,
-            attempt: 0,
-            ..create()
-        }
-    }
-
     #[test]
     fn a_warm_group_is_tagged_warm_for_its_target_and_carries_no_identity() {
         let at = time::macros::datetime!(2026-11-28 10:00 UTC);
-        let b = container_group_body(&cfg(&[]), &warm("octo-org/octo-repo"), at, &Secret::new("JITJIT"));
+        let b = container_group_body(&cfg(&[]), &warm_create("octo-org/octo-repo"), at, &Secret::new("JITJIT"));
         assert_eq!(
             b["tags"],
             json!({"managed-by": "aci-runners", "github-repository": "octo-org/octo-repo", "origin": "warm", "warm": "true",
@@ -210,14 +197,14 @@ mod tests {
         );
         assert!(!b["tags"].to_string().contains("JITJIT"));
         let org = cfg(&[("RUNNER_SCOPE", "org")]);
-        let b = container_group_body(&org, &warm("octo-org"), at, &Secret::new("x"));
+        let b = container_group_body(&org, &warm_create("octo-org"), at, &Secret::new("x"));
         assert_eq!(
             b["tags"],
             json!({"managed-by": "aci-runners", "github-owner": "octo-org", "origin": "warm", "warm": "true",
                    "created-at": "2026-11-28T10:00:00Z"}),
             "org scope: the organization, no repository"
         );
-        let t: BTreeMap<String, String> = tags(&org, &warm("octo-org"), at)
+        let t: BTreeMap<String, String> = tags(&org, &warm_create("octo-org"), at)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();

@@ -57,6 +57,19 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// A warm runner's request for `target`, as the sweeper makes it.
+    pub fn warm_create(target: &str) -> Create {
+        Create {
+            runner: crate::rules::names::warm_runner_name("aci-runner", "seed"),
+            repository: target.into(),
+            origin: Origin::Warm,
+            job: None,
+            run: 0,
+            attempt: 0,
+            ..create()
+        }
+    }
+
     /// The request for webhook job 42 of run 7 in `octo-org/octo-repo`, with the default labels.
     pub fn create() -> Create {
         Create {

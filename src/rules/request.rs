@@ -196,17 +196,7 @@ mod tests {
             ..create()
         });
         assert_eq!(workflow.check("aci-runner"), Ok(()));
-        let warm = |target: &str| {
-            Request::Create(Create {
-                runner: crate::rules::names::warm_runner_name("aci-runner", "seed"),
-                repository: target.into(),
-                origin: Origin::Warm,
-                job: None,
-                run: 0,
-                attempt: 0,
-                ..create()
-            })
-        };
+        let warm = |target: &str| Request::Create(warm_create(target));
         assert_eq!(warm("octo-org/octo-repo").check("aci-runner"), Ok(()));
         assert_eq!(warm("octo-org").check("aci-runner"), Ok(()), "org scope: the organization");
         let with = |f: &dyn Fn(&mut Create)| {
