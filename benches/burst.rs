@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::host::{FakeHost, Message};
-use common::{sign, Bench, QUEUE, WEBHOOK_SECRET};
+use common::{deliver_workflow_job, Bench, QUEUE};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 
@@ -149,16 +149,7 @@ async fn main() {
     let delivered: HashMap<String, Instant> = futures::future::join_all((FIRST_JOB..FIRST_JOB + jobs).map(|id| {
         let host = host.clone();
         async move {
-            let body = payload(id);
-            let signature = sign(WEBHOOK_SECRET, &body);
-            let headers = [
-                ("Content-Type", "application/json"),
-                ("User-Agent", "GitHub-Hookshot/044aadd"),
-                ("X-GitHub-Event", "workflow_job"),
-                ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-                ("X-Hub-Signature-256", signature.as_str()),
-            ];
-            let r = host.http("github-webhook", "POST", &headers, &body).await;
+            let r = deliver_workflow_job(&host, &payload(id)).await;
             assert_eq!(r.status, 202, "{}", r.body);
             (format!("aci-runner-{id}"), Instant::now())
         }

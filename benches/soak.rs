@@ -47,7 +47,7 @@ use std::time::Instant;
 use common::fakes::{Chaos, ChaosAnswer, ListedJob, JIT_SUFFIX, MI_TOKEN};
 use common::host::{FakeHost, Message};
 use common::net::Resp;
-use common::{sign, Bench, PAT, QUEUE, WEBHOOK_SECRET};
+use common::{deliver_workflow_job, Bench, PAT, QUEUE, WEBHOOK_SECRET};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -387,16 +387,7 @@ impl Sim {
             }
             return;
         }
-        let body = self.payload(id, action, runner);
-        let signature = sign(WEBHOOK_SECRET, &body);
-        let headers = [
-            ("Content-Type", "application/json"),
-            ("User-Agent", "GitHub-Hookshot/044aadd"),
-            ("X-GitHub-Event", "workflow_job"),
-            ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-            ("X-Hub-Signature-256", signature.as_str()),
-        ];
-        let status = self.host.http("github-webhook", "POST", &headers, &body).await.status;
+        let status = deliver_workflow_job(&self.host, &self.payload(id, action, runner)).await.status;
         let refused = !(200..300).contains(&status);
         match (queued, refused) {
             (true, false) => self.f.queued_sent += 1,

@@ -67,6 +67,20 @@ pub fn signed_queued_envelope() -> Vec<u8> {
     host::http_envelope("github-webhook", "github/webhook", "POST", &headers, &[("code", "key")], body)
 }
 
+/// Sends `body` as a `workflow_job` delivery GitHub signed with the webhook secret, through the
+/// host, as the benchmarks' GitHub does.
+pub async fn deliver_workflow_job(host: &host::FakeHost, body: &[u8]) -> host::HttpResult {
+    let signature = sign(WEBHOOK_SECRET, body);
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("User-Agent", "GitHub-Hookshot/044aadd"),
+        ("X-GitHub-Event", "workflow_job"),
+        ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ("X-Hub-Signature-256", signature.as_str()),
+    ];
+    host.http("github-webhook", "POST", &headers, body).await
+}
+
 pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
